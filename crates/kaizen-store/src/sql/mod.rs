@@ -1,0 +1,355 @@
+//! The SQL implementation of the metadata store, for SQLite and PostgreSQL through sqlx's `Any`
+//! driver. Queries are written once with `$n` placeholders (both drivers accept them); the few
+//! dialect differences are methods of [`Dialect`].
+
+mod logged_models;
+mod registry;
+mod tracking;
+
+use kaizen_core::{Error, Result};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use std::time::Duration;
+
+use crate::MetadataStore;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// `x LIKE pattern`, case-sensitive on both backends (SQLite's LIKE ignores ASCII case, so it
+    /// uses GLOB with the pattern translated).
+    pub(crate) fn like(self, column: &str, placeholder: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("{column} LIKE {placeholder}"),
+            Dialect::Sqlite => format!("{column} GLOB {placeholder}"),
+        }
+    }
+
+    /// The bound value for [`Dialect::like`].
+    pub(crate) fn like_pattern(self, pattern: &str) -> String {
+        match self {
+            Dialect::Postgres => pattern.to_string(),
+            Dialect::Sqlite => like_to_glob(pattern),
+        }
+    }
+
+    /// `x ILIKE pattern`: case-insensitive.
+    pub(crate) fn ilike(self, column: &str, placeholder: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("{column} ILIKE {placeholder}"),
+            Dialect::Sqlite => format!("LOWER({column}) LIKE LOWER({placeholder})"),
+        }
+    }
+}
+
+/// Translates a SQL LIKE pattern (`%`, `_`) into a GLOB pattern, escaping GLOB's own specials.
+fn like_to_glob(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        match c {
+            '%' => out.push('*'),
+            '_' => out.push('?'),
+            '*' => out.push_str("[*]"),
+            '?' => out.push_str("[?]"),
+            '[' => out.push_str("[[]"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A bound argument of a dynamically built query.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    I64(i64),
+    F64(f64),
+    Str(String),
+    OptStr(Option<String>),
+}
+
+/// A query under construction: SQL text plus its arguments, numbered `$1..$n` as they are pushed.
+#[derive(Debug, Default)]
+pub(crate) struct Sql {
+    pub text: String,
+    pub args: Vec<Arg>,
+}
+
+impl Sql {
+    pub fn new(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Adds an argument and returns its placeholder.
+    pub fn arg(&mut self, arg: Arg) -> String {
+        self.args.push(arg);
+        format!("${}", self.args.len())
+    }
+
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    pub fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+        let mut q = sqlx::query(&self.text);
+        for a in &self.args {
+            q = match a {
+                Arg::I64(v) => q.bind(*v),
+                Arg::F64(v) => q.bind(*v),
+                Arg::Str(v) => q.bind(v.as_str()),
+                Arg::OptStr(v) => q.bind(v.as_deref()),
+            };
+        }
+        q
+    }
+}
+
+pub struct SqlStore {
+    pub(crate) dialect: Dialect,
+    /// Readers. On SQLite several connections read in parallel under WAL.
+    pub(crate) read: AnyPool,
+    /// Writers. On SQLite one connection, so writers queue in-process instead of spinning on
+    /// SQLITE_BUSY; on PostgreSQL the same pool as `read`.
+    pub(crate) write: AnyPool,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore").field("dialect", &self.dialect).finish()
+    }
+}
+
+/// Maps a database failure to a domain error, keeping the cause for the logs.
+pub(crate) fn db_err(e: sqlx::Error) -> Error {
+    Error::internal("metadata store error", e)
+}
+
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            d.is_unique_violation()
+                || d.code().is_some_and(|c| c == "2067" || c == "1555" || c == "23505")
+        }
+        _ => false,
+    }
+}
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../../migrations/0001_initial.sql"))];
+
+impl SqlStore {
+    /// Opens `sqlite:///abs/path.db`, `sqlite://rel/path.db`, `sqlite::memory:` or
+    /// `postgresql://...`, then applies pending migrations.
+    pub async fn open(uri: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let store = if uri.starts_with("sqlite:") {
+            let path = sqlite_path(uri)?;
+            if let Some(parent) = std::path::Path::new(&path).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Error::internal(format!("cannot create directory {}", parent.display()), e)
+                })?;
+            }
+            let url = format!("sqlite://{path}?mode=rwc");
+            let pragmas = sqlite_pragmas;
+            let write = AnyPoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(60))
+                .after_connect(pragmas)
+                .connect(&url)
+                .await
+                .map_err(|e| Error::internal(format!("cannot open SQLite database {path}"), e))?;
+            let store_w = Self {
+                dialect: Dialect::Sqlite,
+                read: write.clone(),
+                write: write.clone(),
+            };
+            // Migrate before readers connect so they see the schema.
+            store_w.migrate().await?;
+            let read = AnyPoolOptions::new()
+                .max_connections(4)
+                .min_connections(0)
+                .idle_timeout(Duration::from_secs(60))
+                .after_connect(pragmas)
+                .connect(&url)
+                .await
+                .map_err(|e| Error::internal(format!("cannot open SQLite database {path}"), e))?;
+            return Ok(Self {
+                dialect: Dialect::Sqlite,
+                read,
+                write,
+            });
+        } else if uri.starts_with("postgres://") || uri.starts_with("postgresql://") {
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect(uri)
+                .await
+                .map_err(|e| Error::internal(format!("cannot connect to PostgreSQL at {}", redact(uri)), e))?;
+            Self {
+                dialect: Dialect::Postgres,
+                read: pool.clone(),
+                write: pool,
+            }
+        } else {
+            return Err(Error::invalid(format!(
+                "Unsupported backend store URI '{uri}': use sqlite:///path/to/file.db or postgresql://user:password@host:port/database"
+            )));
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the migrations not yet recorded in `kaizen_migrations`, each in its own transaction.
+    async fn migrate(&self) -> Result<()> {
+        self.write
+            .execute(
+                "CREATE TABLE IF NOT EXISTS kaizen_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+            )
+            .await
+            .map_err(db_err)?;
+        let applied: Vec<i64> = sqlx::query("SELECT version FROM kaizen_migrations")
+            .fetch_all(&self.write)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| r.get::<i64, _>(0))
+            .collect();
+        for (version, name, text) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            let (auto_id, double) = match self.dialect {
+                Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "REAL"),
+                Dialect::Postgres => ("BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION"),
+            };
+            let now = kaizen_core::now_millis().to_string();
+            let sql = text
+                .replace("{auto_id}", auto_id)
+                .replace("{double}", double)
+                .replace("{now}", &now);
+            let mut tx = self.write.begin().await.map_err(db_err)?;
+            for statement in sql.split(';').map(str::trim).filter(|s| !strip_comments(s).is_empty()) {
+                tx.execute(statement).await.map_err(|e| {
+                    Error::internal(format!("migration {version} ({name}) failed"), e)
+                })?;
+            }
+            sqlx::query("INSERT INTO kaizen_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                .bind(*version)
+                .bind(*name)
+                .bind(kaizen_core::now_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            tracing::info!(version, name, "applied migration");
+        }
+        Ok(())
+    }
+}
+
+impl MetadataStore for SqlStore {
+    fn backend(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgresql",
+        }
+    }
+}
+
+type BoxFuture<'c, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'c>>;
+
+/// Session settings of every SQLite connection. WAL lets readers run beside the writer; NORMAL
+/// sync is durable across a crash of the process (only a power loss can drop the last commits).
+fn sqlite_pragmas(
+    conn: &mut sqlx::AnyConnection,
+    _meta: sqlx::pool::PoolConnectionMetadata,
+) -> BoxFuture<'_, std::result::Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        conn.execute(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+             PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16000;",
+        )
+        .await?;
+        Ok(())
+    })
+}
+
+fn strip_comments(s: &str) -> String {
+    s.lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}
+
+/// `sqlite:///abs/x.db` → `/abs/x.db`; `sqlite://rel.db` → `rel.db`; `sqlite::memory:` stays.
+fn sqlite_path(uri: &str) -> Result<String> {
+    let rest = uri.strip_prefix("sqlite:").unwrap_or(uri);
+    let path = if let Some(p) = rest.strip_prefix("//") { p } else { rest };
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() {
+        return Err(Error::invalid(format!("SQLite URI '{uri}' names no file")));
+    }
+    Ok(path.to_string())
+}
+
+/// Hides the password of a database URI for messages.
+fn redact(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => uri.to_string(),
+    }
+}
+
+/// Reads an optional string column.
+pub(crate) fn opt_str(row: &AnyRow, col: &str) -> Option<String> {
+    row.try_get::<Option<String>, _>(col).ok().flatten()
+}
+
+/// Reads a metric value, restoring NaN from the `is_nan` flag.
+pub(crate) fn metric_value(row: &AnyRow) -> f64 {
+    let is_nan: i64 = row.try_get::<i64, _>("is_nan").unwrap_or_else(|_| i64::from(row.get::<i16, _>("is_nan")));
+    if is_nan != 0 { f64::NAN } else { row.get::<f64, _>("value") }
+}
+
+/// Splits a value into the stored (is_nan, value) pair.
+pub(crate) fn stored_value(v: f64) -> (i64, f64) {
+    if v.is_nan() { (1, 0.0) } else { (0, v) }
+}
+
+/// Parses an experiment id; a non-numeric id can match nothing.
+pub(crate) fn experiment_key(id: &str) -> Result<i64> {
+    id.parse::<i64>()
+        .map_err(|_| Error::not_found(format!("No Experiment with id={id} exists")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert_eq!(like_to_glob("a%b_c"), "a*b?c");
+        assert_eq!(like_to_glob("x*?["), "x[*][?][[]");
+    }
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(sqlite_path("sqlite:///tmp/a.db").unwrap(), "/tmp/a.db");
+        assert_eq!(sqlite_path("sqlite://a.db").unwrap(), "a.db");
+        assert!(sqlite_path("sqlite://").is_err());
+    }
+}

@@ -1,0 +1,1116 @@
+//! Experiments, runs, metrics, params, tags and run inputs/outputs.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use kaizen_core::search::{Comparison, EntityType, Op, OrderBy, RunAttribute, Value};
+use kaizen_core::{
+    DatasetInput, Error, Experiment, LifecycleStage, Metric, ModelIo, Param, Result, Run, RunData,
+    RunInfo, RunInputs, RunOutputs, RunStatus, Tag, ViewType,
+};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::{Arg, Sql, SqlStore, db_err, experiment_key, is_unique_violation, metric_value, opt_str, stored_value};
+use crate::{RunUpdate, SearchQuery, TrackingStore};
+
+/// Rows per multi-row INSERT: well under both backends' bound-parameter limits.
+const INSERT_CHUNK: usize = 100;
+
+fn experiment_from_row(row: &AnyRow, tags: Vec<Tag>) -> Result<Experiment> {
+    Ok(Experiment {
+        experiment_id: row.get::<i64, _>("experiment_id").to_string(),
+        name: row.get("name"),
+        artifact_location: row.get("artifact_location"),
+        lifecycle_stage: LifecycleStage::parse(&row.get::<String, _>("lifecycle_stage"))?,
+        creation_time: row.get("creation_time"),
+        last_update_time: row.get("last_update_time"),
+        tags,
+    })
+}
+
+fn run_info_from_row(row: &AnyRow) -> Result<RunInfo> {
+    Ok(RunInfo {
+        run_id: row.get("run_uuid"),
+        run_name: row.get("name"),
+        experiment_id: row.get::<i64, _>("experiment_id").to_string(),
+        user_id: row.get("user_id"),
+        status: RunStatus::parse(&row.get::<String, _>("status"))?,
+        start_time: row.try_get::<Option<i64>, _>("start_time").ok().flatten(),
+        end_time: row.try_get::<Option<i64>, _>("end_time").ok().flatten(),
+        artifact_uri: row.get("artifact_uri"),
+        lifecycle_stage: LifecycleStage::parse(&row.get::<String, _>("lifecycle_stage"))?,
+    })
+}
+
+const RUN_COLUMNS: &str = "r.run_uuid, r.name, r.experiment_id, r.user_id, r.status, r.start_time, r.end_time, r.artifact_uri, r.lifecycle_stage";
+
+impl SqlStore {
+    async fn experiment_tags(&self, ids: &[i64]) -> Result<HashMap<i64, Vec<Tag>>> {
+        let mut out: HashMap<i64, Vec<Tag>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let mut sql = Sql::new("SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN (");
+        let list: Vec<String> = ids.iter().map(|id| sql.arg(Arg::I64(*id))).collect();
+        sql.push(&list.join(", ")).push(") ORDER BY key");
+        for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
+            out.entry(row.get("experiment_id"))
+                .or_default()
+                .push(Tag::new(row.get::<String, _>("key"), row.get::<String, _>("value")));
+        }
+        Ok(out)
+    }
+
+    /// Fails with NOT_FOUND unless the run exists, and with INVALID_PARAMETER_VALUE unless it is
+    /// active, as MLflow requires before any write to a run.
+    async fn check_run_active(tx: &mut Transaction<'_, Any>, run_id: &str) -> Result<()> {
+        let row = sqlx::query("SELECT lifecycle_stage FROM runs WHERE run_uuid = $1")
+            .bind(run_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Error::not_found(format!("Run with id={run_id} not found")))?;
+        let stage: String = row.get(0);
+        if stage != "active" {
+            return Err(Error::invalid(format!(
+                "The run {run_id} must be in the 'active' state. Current state is {stage}."
+            )));
+        }
+        Ok(())
+    }
+
+    /// Loads params, tags, latest metrics, inputs and outputs of the given runs in five queries.
+    async fn hydrate_runs(&self, infos: Vec<RunInfo>) -> Result<Vec<Run>> {
+        if infos.is_empty() {
+            return Ok(Vec::new());
+        }
+        let index: HashMap<String, usize> = infos.iter().enumerate().map(|(i, r)| (r.run_id.clone(), i)).collect();
+        let mut runs: Vec<Run> = infos
+            .into_iter()
+            .map(|info| Run {
+                info,
+                data: RunData::default(),
+                inputs: RunInputs::default(),
+                outputs: RunOutputs::default(),
+            })
+            .collect();
+        let in_list = |sql: &mut Sql| {
+            let list: Vec<String> = index.keys().map(|id| sql.arg(Arg::Str(id.clone()))).collect();
+            list.join(", ")
+        };
+
+        let mut sql = Sql::new("SELECT run_uuid, key, value FROM params WHERE run_uuid IN (");
+        let l = in_list(&mut sql);
+        sql.push(&l).push(") ORDER BY key");
+        for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
+            let i = index[&row.get::<String, _>("run_uuid")];
+            runs[i].data.params.push(Tag::new(row.get::<String, _>("key"), row.get::<String, _>("value")));
+        }
+
+        let mut sql = Sql::new("SELECT run_uuid, key, value FROM run_tags WHERE run_uuid IN (");
+        let l = in_list(&mut sql);
+        sql.push(&l).push(") ORDER BY key");
+        for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
+            let i = index[&row.get::<String, _>("run_uuid")];
+            runs[i].data.tags.push(Tag::new(row.get::<String, _>("key"), row.get::<String, _>("value")));
+        }
+
+        let mut sql = Sql::new("SELECT run_uuid, key, value, is_nan, timestamp, step FROM latest_metrics WHERE run_uuid IN (");
+        let l = in_list(&mut sql);
+        sql.push(&l).push(") ORDER BY key");
+        for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
+            let i = index[&row.get::<String, _>("run_uuid")];
+            runs[i].data.metrics.push(Metric::new(
+                row.get::<String, _>("key"),
+                metric_value(&row),
+                row.get("timestamp"),
+                row.get("step"),
+            ));
+        }
+
+        // Dataset inputs, with their tags.
+        let mut sql = Sql::new(
+            "SELECT i.input_uuid, i.destination_id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile \
+             FROM inputs i JOIN datasets d ON d.dataset_uuid = i.source_id \
+             WHERE i.source_type = 'DATASET' AND i.destination_type = 'RUN' AND i.destination_id IN (",
+        );
+        let l = in_list(&mut sql);
+        sql.push(&l).push(") ORDER BY d.name, d.digest");
+        let dataset_rows = sql.query().fetch_all(&self.read).await.map_err(db_err)?;
+        if !dataset_rows.is_empty() {
+            let mut input_tags: HashMap<String, Vec<Tag>> = HashMap::new();
+            let mut sql = Sql::new("SELECT input_uuid, key, value FROM input_tags WHERE input_uuid IN (");
+            let list: Vec<String> = dataset_rows
+                .iter()
+                .map(|r| sql.arg(Arg::Str(r.get::<String, _>("input_uuid"))))
+                .collect();
+            sql.push(&list.join(", ")).push(") ORDER BY key");
+            for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
+                input_tags
+                    .entry(row.get("input_uuid"))
+                    .or_default()
+                    .push(Tag::new(row.get::<String, _>("key"), row.get::<String, _>("value")));
+            }
+            for row in dataset_rows {
+                let i = index[&row.get::<String, _>("destination_id")];
+                let input_uuid: String = row.get("input_uuid");
+                runs[i].inputs.dataset_inputs.push(DatasetInput {
+                    tags: input_tags.remove(&input_uuid).unwrap_or_default(),
+                    dataset: kaizen_core::Dataset {
+                        name: row.get("name"),
+                        digest: row.get("digest"),
+                        source_type: row.get("source_type"),
+                        source: row.get("source"),
+                        schema: opt_str(&row, "schema"),
+                        profile: opt_str(&row, "profile"),
+                    },
+                });
+            }
+        }
+
+        // Logged models used by (inputs) or produced by (outputs) the runs.
+        let mut sql = Sql::new(
+            "SELECT source_type, source_id, destination_type, destination_id, step FROM inputs \
+             WHERE (source_type = 'MODEL_OUTPUT' OR destination_type = 'RUN_OUTPUT') AND (destination_id IN (",
+        );
+        let l = in_list(&mut sql);
+        sql.push(&l).push(") OR source_id IN (");
+        let l = in_list(&mut sql);
+        sql.push(&l).push(")) ORDER BY source_id");
+        for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
+            let source_type: String = row.get("source_type");
+            let source_id: String = row.get("source_id");
+            let destination_id: String = row.get("destination_id");
+            let step = row.try_get::<Option<i64>, _>("step").ok().flatten();
+            if source_type == "MODEL_OUTPUT" {
+                // A model used as a run input: model -> run.
+                if let Some(&i) = index.get(&destination_id) {
+                    runs[i].inputs.model_inputs.push(ModelIo { model_id: source_id, step: None });
+                }
+            } else if source_type == "RUN_OUTPUT" {
+                // A model produced by a run: run -> model.
+                if let Some(&i) = index.get(&source_id) {
+                    runs[i].outputs.model_outputs.push(ModelIo { model_id: destination_id, step });
+                }
+            }
+        }
+        Ok(runs)
+    }
+
+    /// Appends the SQL condition for one run filter comparison.
+    fn run_condition(&self, sql: &mut Sql, c: &Comparison) -> Result<()> {
+        let d = self.dialect;
+        let string_cond = |sql: &mut Sql, column: &str, c: &Comparison| -> Result<String> {
+            Ok(match (&c.op, &c.value) {
+                (Op::Eq, Value::Str(s)) => format!("{column} = {}", sql.arg(Arg::Str(s.clone()))),
+                (Op::Ne, Value::Str(s)) => format!("{column} != {}", sql.arg(Arg::Str(s.clone()))),
+                (Op::Like, Value::Str(s)) => {
+                    let p = sql.arg(Arg::Str(d.like_pattern(s)));
+                    d.like(column, &p)
+                }
+                (Op::ILike, Value::Str(s)) => {
+                    let p = sql.arg(Arg::Str(s.clone()));
+                    d.ilike(column, &p)
+                }
+                (Op::In | Op::NotIn, Value::List(items)) => {
+                    let list: Vec<String> = items.iter().map(|v| sql.arg(Arg::Str(v.clone()))).collect();
+                    format!("{column} {} ({})", c.op.as_sql(), list.join(", "))
+                }
+                (Op::IsNull, _) => format!("{column} IS NULL"),
+                (Op::IsNotNull, _) => format!("{column} IS NOT NULL"),
+                _ => return Err(Error::invalid(format!("Invalid comparison on '{}'", c.key))),
+            })
+        };
+        let numeric_cond = |sql: &mut Sql, column: &str, c: &Comparison| -> Result<String> {
+            match &c.value {
+                Value::Num(n) => Ok(format!("{column} {} {}", c.op.as_sql(), sql.arg(Arg::F64(*n)))),
+                _ => Err(Error::invalid(format!("Expected numeric value type for '{}'", c.key))),
+            }
+        };
+        let entity = c.entity.ok_or_else(|| Error::invalid(format!("Missing entity type for '{}'", c.key)))?;
+        let cond = match entity {
+            EntityType::Metric => {
+                let key = sql.arg(Arg::Str(c.key.clone()));
+                let value = match c.value {
+                    Value::Num(n) if n.is_nan() => {
+                        // Only equality with NaN is meaningful.
+                        let flag = if c.op == Op::Ne { 0 } else { 1 };
+                        format!("is_nan = {flag}")
+                    }
+                    _ => format!("is_nan = 0 AND {}", numeric_cond(sql, "value", c)?),
+                };
+                format!("r.run_uuid IN (SELECT run_uuid FROM latest_metrics WHERE key = {key} AND {value})")
+            }
+            EntityType::Param | EntityType::Tag => {
+                let table = if entity == EntityType::Param { "params" } else { "run_tags" };
+                let key = sql.arg(Arg::Str(c.key.clone()));
+                match c.op {
+                    Op::IsNull => format!("r.run_uuid NOT IN (SELECT run_uuid FROM {table} WHERE key = {key})"),
+                    Op::IsNotNull => format!("r.run_uuid IN (SELECT run_uuid FROM {table} WHERE key = {key})"),
+                    _ => {
+                        let cond = string_cond(sql, "value", c)?;
+                        format!("r.run_uuid IN (SELECT run_uuid FROM {table} WHERE key = {key} AND {cond})")
+                    }
+                }
+            }
+            EntityType::Attribute => {
+                let attr = RunAttribute::parse(&c.key)?;
+                let column = attribute_column(attr);
+                if attr.is_numeric() {
+                    numeric_cond(sql, column, c)?
+                } else {
+                    string_cond(sql, column, c)?
+                }
+            }
+            EntityType::Dataset => {
+                let column = match c.key.as_str() {
+                    "name" => "d.name",
+                    "digest" => "d.digest",
+                    _ => "t.value",
+                };
+                let cond = string_cond(sql, column, c)?;
+                let context_join = if c.key == "context" {
+                    " JOIN input_tags t ON t.input_uuid = i.input_uuid AND t.key = 'mlflow.data.context'"
+                } else {
+                    ""
+                };
+                format!(
+                    "r.run_uuid IN (SELECT i.destination_id FROM inputs i JOIN datasets d ON d.dataset_uuid = i.source_id{context_join} \
+                     WHERE i.source_type = 'DATASET' AND i.destination_type = 'RUN' AND {cond})"
+                )
+            }
+        };
+        sql.push(" AND ").push(&cond);
+        Ok(())
+    }
+}
+
+fn attribute_column(attr: RunAttribute) -> &'static str {
+    match attr {
+        RunAttribute::RunId => "r.run_uuid",
+        RunAttribute::RunName => "r.name",
+        RunAttribute::Status => "r.status",
+        RunAttribute::UserId => "r.user_id",
+        RunAttribute::ArtifactUri => "r.artifact_uri",
+        RunAttribute::StartTime => "r.start_time",
+        RunAttribute::EndTime => "r.end_time",
+        RunAttribute::LifecycleStage => "r.lifecycle_stage",
+    }
+}
+
+fn stage_list(sql: &mut Sql, view: ViewType) -> String {
+    let list: Vec<String> = view
+        .stages()
+        .iter()
+        .map(|s| sql.arg(Arg::Str(s.as_str().to_string())))
+        .collect();
+    list.join(", ")
+}
+
+/// Reduces metrics to the newest point per key, in the order MLflow uses.
+fn newest_per_key(metrics: &[Metric]) -> Vec<&Metric> {
+    let mut newest: HashMap<&str, &Metric> = HashMap::new();
+    for m in metrics {
+        match newest.get(m.key.as_str()) {
+            Some(cur) if !m.is_newer_than(cur) => {}
+            _ => {
+                newest.insert(m.key.as_str(), m);
+            }
+        }
+    }
+    newest.into_values().collect()
+}
+
+#[async_trait]
+impl TrackingStore for SqlStore {
+    async fn create_experiment(
+        &self,
+        name: &str,
+        artifact_location: Option<&str>,
+        artifact_root: &str,
+        tags: &[Tag],
+    ) -> Result<String> {
+        let now = kaizen_core::now_millis();
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let row = sqlx::query(
+            "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
+             VALUES ($1, $2, 'active', $3, $3) RETURNING experiment_id",
+        )
+        .bind(name)
+        .bind(artifact_location.unwrap_or(""))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::already_exists(format!("Experiment '{name}' already exists."))
+            } else {
+                db_err(e)
+            }
+        })?;
+        let id: i64 = row.get(0);
+        if artifact_location.is_none() {
+            let location = format!("{}/{id}", artifact_root.trim_end_matches('/'));
+            sqlx::query("UPDATE experiments SET artifact_location = $1 WHERE experiment_id = $2")
+                .bind(location)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        for tag in tags {
+            sqlx::query(
+                "INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(id)
+            .bind(&tag.key)
+            .bind(&tag.value)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(id.to_string())
+    }
+
+    async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment> {
+        let id = experiment_key(experiment_id)?;
+        let row = sqlx::query("SELECT * FROM experiments WHERE experiment_id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Error::not_found(format!("No Experiment with id={experiment_id} exists")))?;
+        let tags = self.experiment_tags(&[id]).await?.remove(&id).unwrap_or_default();
+        experiment_from_row(&row, tags)
+    }
+
+    async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>> {
+        let Some(row) = sqlx::query("SELECT * FROM experiments WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?
+        else {
+            return Ok(None);
+        };
+        let id: i64 = row.get("experiment_id");
+        let tags = self.experiment_tags(&[id]).await?.remove(&id).unwrap_or_default();
+        Ok(Some(experiment_from_row(&row, tags)?))
+    }
+
+    async fn search_experiments(&self, view: ViewType, query: &SearchQuery) -> Result<Vec<Experiment>> {
+        let d = self.dialect;
+        let mut sql = Sql::new("SELECT e.* FROM experiments e WHERE e.lifecycle_stage IN (");
+        let stages = stage_list(&mut sql, view);
+        sql.push(&stages).push(")");
+        for c in &query.filter {
+            let is_tag = c.entity == Some(EntityType::Tag);
+            let column = if is_tag {
+                "t.value"
+            } else {
+                match c.key.as_str() {
+                    "name" => "e.name",
+                    "creation_time" => "e.creation_time",
+                    "last_update_time" => "e.last_update_time",
+                    "experiment_id" => "e.experiment_id",
+                    other => {
+                        return Err(Error::invalid(format!(
+                            "Invalid attribute key '{other}' specified. Valid keys are ['name', 'creation_time', 'last_update_time']"
+                        )));
+                    }
+                }
+            };
+            let cond = match (&c.op, &c.value) {
+                (op, Value::Num(n)) if op.is_numeric() && !is_tag && column != "e.name" => {
+                    format!("{column} {} {}", op.as_sql(), sql.arg(Arg::F64(*n)))
+                }
+                (Op::Eq | Op::Ne, Value::Str(s)) => format!("{column} {} {}", c.op.as_sql(), sql.arg(Arg::Str(s.clone()))),
+                (Op::Like, Value::Str(s)) => {
+                    let p = sql.arg(Arg::Str(d.like_pattern(s)));
+                    d.like(column, &p)
+                }
+                (Op::ILike, Value::Str(s)) => {
+                    let p = sql.arg(Arg::Str(s.clone()));
+                    d.ilike(column, &p)
+                }
+                (Op::In | Op::NotIn, Value::List(items)) => {
+                    let list: Vec<String> = items.iter().map(|v| sql.arg(Arg::Str(v.clone()))).collect();
+                    format!("{column} {} ({})", c.op.as_sql(), list.join(", "))
+                }
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "Invalid comparison '{}' for experiment key '{}'",
+                        c.op.as_sql(),
+                        c.key
+                    )));
+                }
+            };
+            if is_tag {
+                let key = sql.arg(Arg::Str(c.key.clone()));
+                sql.push(&format!(
+                    " AND e.experiment_id IN (SELECT t.experiment_id FROM experiment_tags t WHERE t.key = {key} AND {cond})"
+                ));
+            } else {
+                sql.push(" AND ").push(&cond);
+            }
+        }
+        let mut order = Vec::new();
+        for o in &query.order_by {
+            let column = match o.key.as_str() {
+                "name" => "e.name",
+                "experiment_id" => "e.experiment_id",
+                "creation_time" => "e.creation_time",
+                "last_update_time" => "e.last_update_time",
+                other => {
+                    return Err(Error::invalid(format!(
+                        "Invalid order_by entity '{other}'. Valid keys are ['name', 'experiment_id', 'creation_time', 'last_update_time']"
+                    )));
+                }
+            };
+            order.push(format!("{column} {}", if o.ascending { "ASC" } else { "DESC" }));
+        }
+        if !query.order_by.iter().any(|o| o.key == "creation_time") {
+            order.push("e.creation_time DESC".into());
+        }
+        order.push("e.experiment_id ASC".into());
+        sql.push(" ORDER BY ").push(&order.join(", "));
+        let limit = sql.arg(Arg::I64(query.max_results + 1));
+        let offset = sql.arg(Arg::I64(query.offset));
+        sql.push(&format!(" LIMIT {limit} OFFSET {offset}"));
+        let rows = sql.query().fetch_all(&self.read).await.map_err(db_err)?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.get("experiment_id")).collect();
+        let mut tags = self.experiment_tags(&ids).await?;
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.get("experiment_id");
+                experiment_from_row(r, tags.remove(&id).unwrap_or_default())
+            })
+            .collect()
+    }
+
+    async fn rename_experiment(&self, experiment_id: &str, new_name: &str) -> Result<()> {
+        let id = experiment_key(experiment_id)?;
+        let result = sqlx::query("UPDATE experiments SET name = $1, last_update_time = $2 WHERE experiment_id = $3")
+            .bind(new_name)
+            .bind(kaizen_core::now_millis())
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    Error::already_exists(format!("Experiment '{new_name}' already exists."))
+                } else {
+                    db_err(e)
+                }
+            })?;
+        if result.rows_affected() == 0 {
+            return Err(Error::not_found(format!("No Experiment with id={experiment_id} exists")));
+        }
+        Ok(())
+    }
+
+    async fn set_experiment_lifecycle(&self, experiment_id: &str, stage: LifecycleStage) -> Result<()> {
+        let id = experiment_key(experiment_id)?;
+        let now = kaizen_core::now_millis();
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let row = sqlx::query("SELECT lifecycle_stage, deleted_time FROM experiments WHERE experiment_id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Error::not_found(format!("No Experiment with id={experiment_id} exists")))?;
+        let current: String = row.get("lifecycle_stage");
+        let deleted_time: Option<i64> = row.try_get("deleted_time").ok().flatten();
+        if current == stage.as_str() {
+            return Err(Error::invalid(match stage {
+                LifecycleStage::Deleted => format!("Cannot delete an already deleted experiment: {experiment_id}"),
+                LifecycleStage::Active => format!("Cannot restore an active experiment: {experiment_id}"),
+            }));
+        }
+        match stage {
+            LifecycleStage::Deleted => {
+                sqlx::query("UPDATE experiments SET lifecycle_stage = 'deleted', deleted_time = $1, last_update_time = $1 WHERE experiment_id = $2")
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                sqlx::query("UPDATE runs SET lifecycle_stage = 'deleted', deleted_time = $1 WHERE experiment_id = $2 AND lifecycle_stage = 'active'")
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            LifecycleStage::Active => {
+                sqlx::query("UPDATE experiments SET lifecycle_stage = 'active', deleted_time = NULL, last_update_time = $1 WHERE experiment_id = $2")
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                // Restore the runs that the experiment's deletion took with it, not those deleted
+                // on their own before.
+                sqlx::query("UPDATE runs SET lifecycle_stage = 'active', deleted_time = NULL WHERE experiment_id = $1 AND lifecycle_stage = 'deleted' AND deleted_time = $2")
+                    .bind(id)
+                    .bind(deleted_time)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn set_experiment_tag(&self, experiment_id: &str, tag: &Tag) -> Result<()> {
+        let id = experiment_key(experiment_id)?;
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let stage: Option<String> = sqlx::query("SELECT lifecycle_stage FROM experiments WHERE experiment_id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .map(|r| r.get(0));
+        match stage.as_deref() {
+            None => return Err(Error::not_found(format!("No Experiment with id={experiment_id} exists"))),
+            Some("deleted") => {
+                return Err(Error::invalid(format!(
+                    "The experiment {experiment_id} must be in the 'active' state. Current state is deleted."
+                )));
+            }
+            _ => {}
+        }
+        sqlx::query(
+            "INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(id)
+        .bind(&tag.key)
+        .bind(&tag.value)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_experiment_tag(&self, experiment_id: &str, key: &str) -> Result<()> {
+        let id = experiment_key(experiment_id)?;
+        self.get_experiment(experiment_id).await?;
+        let result = sqlx::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2")
+            .bind(id)
+            .bind(key)
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        if result.rows_affected() == 0 {
+            return Err(Error::not_found(format!("No tag with name: {key} in experiment with id {experiment_id}")));
+        }
+        Ok(())
+    }
+
+    async fn create_run(&self, info: &RunInfo, tags: &[Tag]) -> Result<()> {
+        let exp_id = experiment_key(&info.experiment_id)?;
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let stage: Option<String> = sqlx::query("SELECT lifecycle_stage FROM experiments WHERE experiment_id = $1")
+            .bind(exp_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .map(|r| r.get(0));
+        match stage.as_deref() {
+            None => return Err(Error::not_found(format!("No Experiment with id={} exists", info.experiment_id))),
+            Some("deleted") => {
+                return Err(Error::invalid(format!(
+                    "The experiment {} must be in the 'active' state. Current state is deleted.",
+                    info.experiment_id
+                )));
+            }
+            _ => {}
+        }
+        sqlx::query(
+            "INSERT INTO runs (run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active')",
+        )
+        .bind(&info.run_id)
+        .bind(&info.run_name)
+        .bind(exp_id)
+        .bind(&info.user_id)
+        .bind(info.status.as_str())
+        .bind(info.start_time)
+        .bind(info.end_time)
+        .bind(&info.artifact_uri)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        insert_tags(&mut tx, &info.run_id, tags).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn get_run(&self, run_id: &str) -> Result<Run> {
+        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_uuid = $1"))
+            .bind(run_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Error::not_found(format!("Run with id={run_id} not found")))?;
+        let info = run_info_from_row(&row)?;
+        Ok(self.hydrate_runs(vec![info]).await?.remove(0))
+    }
+
+    async fn update_run(&self, run_id: &str, update: &RunUpdate) -> Result<RunInfo> {
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        Self::check_run_active(&mut tx, run_id).await?;
+        if let Some(status) = update.status {
+            sqlx::query("UPDATE runs SET status = $1 WHERE run_uuid = $2")
+                .bind(status.as_str())
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        if let Some(end_time) = update.end_time {
+            sqlx::query("UPDATE runs SET end_time = $1 WHERE run_uuid = $2")
+                .bind(end_time)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        if let Some(name) = &update.run_name {
+            sqlx::query("UPDATE runs SET name = $1 WHERE run_uuid = $2")
+                .bind(name)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            // The run name lives in a tag too; MLflow keeps both in step.
+            insert_tags(&mut tx, run_id, &[Tag::new(kaizen_core::tags::RUN_NAME, name.clone())]).await?;
+        }
+        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_uuid = $1"))
+            .bind(run_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let info = run_info_from_row(&row)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(info)
+    }
+
+    async fn set_run_lifecycle(&self, run_id: &str, stage: LifecycleStage) -> Result<()> {
+        let deleted_time = match stage {
+            LifecycleStage::Deleted => Some(kaizen_core::now_millis()),
+            LifecycleStage::Active => None,
+        };
+        let result = sqlx::query("UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE run_uuid = $3")
+            .bind(stage.as_str())
+            .bind(deleted_time)
+            .bind(run_id)
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        if result.rows_affected() == 0 {
+            return Err(Error::not_found(format!("Run with id={run_id} not found")));
+        }
+        Ok(())
+    }
+
+    async fn log_batch(&self, run_id: &str, metrics: &[Metric], params: &[Param], tags: &[Tag]) -> Result<()> {
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        Self::check_run_active(&mut tx, run_id).await?;
+
+        if !params.is_empty() {
+            // A param may be logged again only with the same value; check before writing anything.
+            let mut wanted: HashMap<&str, &str> = HashMap::new();
+            for p in params {
+                if let Some(prev) = wanted.insert(&p.key, &p.value)
+                    && prev != p.value
+                {
+                    return Err(Error::invalid(format!(
+                        "Duplicate parameter keys with different values in one batch: '{}' was given '{prev}' and '{}'",
+                        p.key, p.value
+                    )));
+                }
+            }
+            let mut sql = Sql::new("SELECT key, value FROM params WHERE run_uuid = ");
+            let id = sql.arg(Arg::Str(run_id.to_string()));
+            sql.push(&id).push(" AND key IN (");
+            let list: Vec<String> = wanted.keys().map(|k| sql.arg(Arg::Str(k.to_string()))).collect();
+            sql.push(&list.join(", ")).push(")");
+            for row in sql.query().fetch_all(&mut *tx).await.map_err(db_err)? {
+                let key: String = row.get("key");
+                let old: String = row.get("value");
+                if wanted[key.as_str()] != old {
+                    return Err(Error::invalid(format!(
+                        "Changing param values is not allowed. Param with key='{key}' was already logged with value='{old}' \
+                         for run ID='{run_id}'. Attempted logging new value '{}'.",
+                        wanted[key.as_str()]
+                    )));
+                }
+            }
+            let unique: Vec<(&str, &str)> = wanted.into_iter().collect();
+            for chunk in unique.chunks(INSERT_CHUNK) {
+                let mut sql = Sql::new("INSERT INTO params (run_uuid, key, value) VALUES ");
+                let rows: Vec<String> = chunk
+                    .iter()
+                    .map(|(k, v)| {
+                        format!(
+                            "({}, {}, {})",
+                            sql.arg(Arg::Str(run_id.to_string())),
+                            sql.arg(Arg::Str(k.to_string())),
+                            sql.arg(Arg::Str(v.to_string()))
+                        )
+                    })
+                    .collect();
+                sql.push(&rows.join(", ")).push(" ON CONFLICT (run_uuid, key) DO NOTHING");
+                sql.query().execute(&mut *tx).await.map_err(db_err)?;
+            }
+        }
+
+        for chunk in metrics.chunks(INSERT_CHUNK) {
+            let mut sql = Sql::new(
+                "INSERT INTO metrics (run_uuid, key, step, timestamp, is_nan, value, model_id, dataset_name, dataset_digest) VALUES ",
+            );
+            let rows: Vec<String> = chunk
+                .iter()
+                .map(|m| {
+                    let (is_nan, value) = stored_value(m.value);
+                    format!(
+                        "({}, {}, {}, {}, {}, {}, {}, {}, {})",
+                        sql.arg(Arg::Str(run_id.to_string())),
+                        sql.arg(Arg::Str(m.key.clone())),
+                        sql.arg(Arg::I64(m.step)),
+                        sql.arg(Arg::I64(m.timestamp)),
+                        sql.arg(Arg::I64(is_nan)),
+                        sql.arg(Arg::F64(value)),
+                        sql.arg(Arg::OptStr(m.model_id.clone())),
+                        sql.arg(Arg::OptStr(m.dataset_name.clone())),
+                        sql.arg(Arg::OptStr(m.dataset_digest.clone())),
+                    )
+                })
+                .collect();
+            sql.push(&rows.join(", ")).push(" ON CONFLICT DO NOTHING");
+            sql.query().execute(&mut *tx).await.map_err(db_err)?;
+        }
+        if metrics.iter().any(|m| m.model_id.is_some()) {
+            Self::log_logged_model_metrics(&mut tx, run_id, metrics).await?;
+        }
+        let newest = newest_per_key(metrics);
+        for chunk in newest.chunks(INSERT_CHUNK) {
+            let mut sql = Sql::new("INSERT INTO latest_metrics (run_uuid, key, step, timestamp, is_nan, value) VALUES ");
+            let rows: Vec<String> = chunk
+                .iter()
+                .map(|m| {
+                    let (is_nan, value) = stored_value(m.value);
+                    format!(
+                        "({}, {}, {}, {}, {}, {})",
+                        sql.arg(Arg::Str(run_id.to_string())),
+                        sql.arg(Arg::Str(m.key.clone())),
+                        sql.arg(Arg::I64(m.step)),
+                        sql.arg(Arg::I64(m.timestamp)),
+                        sql.arg(Arg::I64(is_nan)),
+                        sql.arg(Arg::F64(value)),
+                    )
+                })
+                .collect();
+            sql.push(&rows.join(", ")).push(
+                " ON CONFLICT (run_uuid, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp, \
+                 is_nan = excluded.is_nan, value = excluded.value \
+                 WHERE excluded.step > latest_metrics.step \
+                 OR (excluded.step = latest_metrics.step AND excluded.timestamp > latest_metrics.timestamp) \
+                 OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp \
+                     AND (excluded.is_nan > latest_metrics.is_nan OR (excluded.is_nan = latest_metrics.is_nan AND excluded.value >= latest_metrics.value)))",
+            );
+            sql.query().execute(&mut *tx).await.map_err(db_err)?;
+        }
+
+        if !tags.is_empty() {
+            insert_tags(&mut tx, run_id, tags).await?;
+            if let Some(name) = tags.iter().rev().find(|t| t.key == kaizen_core::tags::RUN_NAME) {
+                sqlx::query("UPDATE runs SET name = $1 WHERE run_uuid = $2")
+                    .bind(&name.value)
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        Self::check_run_active(&mut tx, run_id).await?;
+        let result = sqlx::query("DELETE FROM run_tags WHERE run_uuid = $1 AND key = $2")
+            .bind(run_id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if result.rows_affected() == 0 {
+            return Err(Error::not_found(format!("No tag with name: {key} in run with id {run_id}")));
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn get_metric_history(&self, run_id: &str, key: &str, max_results: i64, offset: i64) -> Result<Vec<Metric>> {
+        let exists = sqlx::query("SELECT 1 FROM runs WHERE run_uuid = $1")
+            .bind(run_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        if exists.is_none() {
+            return Err(Error::not_found(format!("Run with id={run_id} not found")));
+        }
+        let rows = sqlx::query(
+            "SELECT key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest FROM metrics \
+             WHERE run_uuid = $1 AND key = $2 ORDER BY step, timestamp, is_nan, value LIMIT $3 OFFSET $4",
+        )
+        .bind(run_id)
+        .bind(key)
+        .bind(max_results)
+        .bind(offset)
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let mut m = Metric::new(key, metric_value(row), row.get("timestamp"), row.get("step"));
+                m.model_id = opt_str(row, "model_id");
+                m.dataset_name = opt_str(row, "dataset_name");
+                m.dataset_digest = opt_str(row, "dataset_digest");
+                m.run_id = Some(run_id.to_string());
+                m
+            })
+            .collect())
+    }
+
+    async fn search_runs(&self, experiment_ids: &[String], view: ViewType, query: &SearchQuery) -> Result<Vec<Run>> {
+        if experiment_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql::new(format!("SELECT {RUN_COLUMNS} FROM runs r"));
+        // Joins for ORDER BY keys come first so the WHERE clause can follow.
+        let mut order_terms = Vec::new();
+        for (i, o) in query.order_by.iter().enumerate() {
+            let dir = if o.ascending { "ASC" } else { "DESC" };
+            let (column, nullable) = self.order_column(&mut sql, i, o)?;
+            if nullable {
+                // Runs without the key sort last in either direction, as in MLflow.
+                order_terms.push(format!("CASE WHEN {column} IS NULL THEN 1 ELSE 0 END"));
+            }
+            order_terms.push(format!("{column} {dir}"));
+        }
+        sql.push(" WHERE r.experiment_id IN (");
+        let mut ids = Vec::new();
+        for id in experiment_ids {
+            match id.parse::<i64>() {
+                Ok(n) => ids.push(sql.arg(Arg::I64(n))),
+                Err(_) => return Err(Error::invalid(format!("Invalid experiment id '{id}'"))),
+            }
+        }
+        sql.push(&ids.join(", ")).push(") AND r.lifecycle_stage IN (");
+        let stages = stage_list(&mut sql, view);
+        sql.push(&stages).push(")");
+        for c in &query.filter {
+            self.run_condition(&mut sql, c)?;
+        }
+        if !query.order_by.iter().any(|o| {
+            o.entity == Some(EntityType::Attribute) && matches!(RunAttribute::parse(&o.key), Ok(RunAttribute::StartTime))
+        }) {
+            order_terms.push("r.start_time DESC".into());
+        }
+        order_terms.push("r.run_uuid ASC".into());
+        sql.push(" ORDER BY ").push(&order_terms.join(", "));
+        let limit = sql.arg(Arg::I64(query.max_results + 1));
+        let offset = sql.arg(Arg::I64(query.offset));
+        sql.push(&format!(" LIMIT {limit} OFFSET {offset}"));
+        let rows = sql.query().fetch_all(&self.read).await.map_err(db_err)?;
+        let infos = rows.iter().map(run_info_from_row).collect::<Result<Vec<_>>>()?;
+        self.hydrate_runs(infos).await
+    }
+
+    async fn log_inputs(&self, run_id: &str, datasets: &[DatasetInput], models: &[ModelIo]) -> Result<()> {
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        Self::check_run_active(&mut tx, run_id).await?;
+        let exp_id: i64 = sqlx::query("SELECT experiment_id FROM runs WHERE run_uuid = $1")
+            .bind(run_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .get(0);
+        for input in datasets {
+            let d = &input.dataset;
+            let existing = sqlx::query("SELECT dataset_uuid FROM datasets WHERE experiment_id = $1 AND name = $2 AND digest = $3")
+                .bind(exp_id)
+                .bind(&d.name)
+                .bind(&d.digest)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let dataset_uuid: String = match existing {
+                Some(row) => row.get(0),
+                None => {
+                    let id = kaizen_core::ids::new_run_id();
+                    sqlx::query(
+                        "INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, source_type, source, schema, profile) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(&id)
+                    .bind(exp_id)
+                    .bind(&d.name)
+                    .bind(&d.digest)
+                    .bind(&d.source_type)
+                    .bind(&d.source)
+                    .bind(d.schema.as_deref())
+                    .bind(d.profile.as_deref())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    id
+                }
+            };
+            let input_uuid = kaizen_core::ids::new_run_id();
+            let inserted = sqlx::query(
+                "INSERT INTO inputs (input_uuid, source_type, source_id, destination_type, destination_id) \
+                 VALUES ($1, 'DATASET', $2, 'RUN', $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(&input_uuid)
+            .bind(&dataset_uuid)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if inserted.rows_affected() > 0 {
+                for tag in &input.tags {
+                    sqlx::query("INSERT INTO input_tags (input_uuid, key, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                        .bind(&input_uuid)
+                        .bind(&tag.key)
+                        .bind(&tag.value)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+            }
+        }
+        for m in models {
+            sqlx::query(
+                "INSERT INTO inputs (input_uuid, source_type, source_id, destination_type, destination_id) \
+                 VALUES ($1, 'MODEL_OUTPUT', $2, 'RUN', $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(kaizen_core::ids::new_run_id())
+            .bind(&m.model_id)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn log_outputs(&self, run_id: &str, models: &[ModelIo]) -> Result<()> {
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        Self::check_run_active(&mut tx, run_id).await?;
+        for m in models {
+            sqlx::query(
+                "INSERT INTO inputs (input_uuid, source_type, source_id, destination_type, destination_id, step) \
+                 VALUES ($1, 'RUN_OUTPUT', $2, 'MODEL_OUTPUT', $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(kaizen_core::ids::new_run_id())
+            .bind(run_id)
+            .bind(&m.model_id)
+            .bind(m.step.unwrap_or(0))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn create_logged_model(&self, model: &kaizen_core::LoggedModel) -> Result<()> {
+        self.create_logged_model_impl(model).await
+    }
+    async fn get_logged_model(&self, model_id: &str) -> Result<kaizen_core::LoggedModel> {
+        self.get_logged_model_impl(model_id).await
+    }
+    async fn finalize_logged_model(&self, model_id: &str, status: kaizen_core::LoggedModelStatus) -> Result<kaizen_core::LoggedModel> {
+        self.finalize_logged_model_impl(model_id, status).await
+    }
+    async fn delete_logged_model(&self, model_id: &str) -> Result<()> {
+        self.delete_logged_model_impl(model_id).await
+    }
+    async fn set_logged_model_tags(&self, model_id: &str, tags: &[Tag]) -> Result<()> {
+        self.set_logged_model_tags_impl(model_id, tags).await
+    }
+    async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()> {
+        self.delete_logged_model_tag_impl(model_id, key).await
+    }
+    async fn log_logged_model_params(&self, model_id: &str, params: &[Param]) -> Result<()> {
+        self.log_logged_model_params_impl(model_id, params).await
+    }
+    async fn search_logged_models(&self, experiment_ids: &[String], query: &SearchQuery) -> Result<Vec<kaizen_core::LoggedModel>> {
+        self.search_logged_models_impl(experiment_ids, query).await
+    }
+}
+
+impl SqlStore {
+    /// Adds the join an ORDER BY key needs and returns the column to sort on and whether it can be
+    /// NULL (a run without that metric, param or tag).
+    fn order_column(&self, sql: &mut Sql, i: usize, o: &OrderBy) -> Result<(String, bool)> {
+        let entity = o.entity.unwrap_or(EntityType::Attribute);
+        let (table, alias) = match entity {
+            EntityType::Attribute => {
+                let attr = RunAttribute::parse(&o.key)?;
+                let nullable = matches!(attr, RunAttribute::StartTime | RunAttribute::EndTime);
+                return Ok((attribute_column(attr).to_string(), nullable));
+            }
+            EntityType::Metric => ("latest_metrics", format!("o{i}")),
+            EntityType::Param => ("params", format!("o{i}")),
+            EntityType::Tag => ("run_tags", format!("o{i}")),
+            EntityType::Dataset => {
+                return Err(Error::invalid(format!("Cannot order runs by dataset key '{}'", o.key)));
+            }
+        };
+        let key = sql.arg(Arg::Str(o.key.clone()));
+        sql.push(&format!(" LEFT JOIN {table} {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = {key}"));
+        Ok((format!("{alias}.value"), true))
+    }
+}
+
+/// Upserts run tags in multi-row statements.
+async fn insert_tags(tx: &mut Transaction<'_, Any>, run_id: &str, tags: &[Tag]) -> Result<()> {
+    // Later values win within one call, and PostgreSQL refuses one statement touching a row twice.
+    let mut last: HashMap<&str, &str> = HashMap::new();
+    for t in tags {
+        last.insert(&t.key, &t.value);
+    }
+    let unique: Vec<(&str, &str)> = last.into_iter().collect();
+    for chunk in unique.chunks(INSERT_CHUNK) {
+        let mut sql = Sql::new("INSERT INTO run_tags (run_uuid, key, value) VALUES ");
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "({}, {}, {})",
+                    sql.arg(Arg::Str(run_id.to_string())),
+                    sql.arg(Arg::Str(k.to_string())),
+                    sql.arg(Arg::Str(v.to_string()))
+                )
+            })
+            .collect();
+        sql.push(&rows.join(", ")).push(" ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value");
+        sql.query().execute(&mut **tx).await.map_err(db_err)?;
+    }
+    Ok(())
+}
+

@@ -1,0 +1,1 @@
+//! Registry store tests (filled in with the registry implementation).
