@@ -5,6 +5,7 @@ mod registry;
 mod tracking;
 
 pub use registry::{Actor, Registry, parse_version};
+pub use kaizen_store::NewModelVersion;
 pub use tracking::{NewRun, Tracking};
 
 use std::sync::Arc;

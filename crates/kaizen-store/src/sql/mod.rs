@@ -141,7 +141,10 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     }
 }
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../../migrations/0001_initial.sql")),
+    (2, "audit_previous_name", include_str!("../../migrations/0002_audit_previous_name.sql")),
+];
 
 impl SqlStore {
     /// Opens `sqlite:///abs/path.db`, `sqlite://rel/path.db`, `sqlite::memory:` or

@@ -172,10 +172,10 @@ impl SqlStore {
         // Logged models used by (inputs) or produced by (outputs) the runs.
         let mut sql = Sql::new(
             "SELECT source_type, source_id, destination_type, destination_id, step FROM inputs \
-             WHERE (source_type = 'MODEL_OUTPUT' OR destination_type = 'RUN_OUTPUT') AND (destination_id IN (",
+             WHERE (source_type = 'MODEL_OUTPUT' AND destination_id IN (",
         );
         let l = in_list(&mut sql);
-        sql.push(&l).push(") OR source_id IN (");
+        sql.push(&l).push(")) OR (source_type = 'RUN_OUTPUT' AND source_id IN (");
         let l = in_list(&mut sql);
         sql.push(&l).push(")) ORDER BY source_id");
         for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {

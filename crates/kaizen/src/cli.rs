@@ -1,0 +1,194 @@
+//! The command line, as clap types.
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "kaizen", version, about = "kaizen: the MLOps loop in one binary", propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// Where CLI commands read and write: the local home in-process, or a server.
+#[derive(Debug, Args, Clone)]
+pub struct TrackingArgs {
+    /// A kaizen or MLflow server (`http://host:port`); without it, the local home is used.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub tracking_uri: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the tracking server and model registry (MLflow REST API compatible).
+    Server(ServerArgs),
+    /// Start kaizen on the local home and log an example run end to end.
+    Quickstart(QuickstartArgs),
+    /// Experiments: list, create, delete.
+    #[command(subcommand)]
+    Experiments(ExperimentsCommand),
+    /// Runs: list, show, compare, delete.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Registered models: list, show, versions, alias, history.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// The port to listen on (0 picks a free one).
+    #[arg(long, short, default_value_t = 5000)]
+    pub port: u16,
+    /// Metadata store: `sqlite:///path/kaizen.db` or `postgresql://user:pass@host:port/db`
+    /// (default: `$KAIZEN_HOME/kaizen.db`).
+    #[arg(long, env = "KAIZEN_BACKEND_STORE_URI")]
+    pub backend_store_uri: Option<String>,
+    /// Artifact store root: `file:///path` (default: `$KAIZEN_HOME/artifacts`).
+    #[arg(long, env = "KAIZEN_ARTIFACTS_DESTINATION")]
+    pub artifacts_destination: Option<String>,
+    /// Accepted for compatibility with `mlflow server`; artifacts are always proxied.
+    #[arg(long, hide = true)]
+    pub default_artifact_root: Option<String>,
+    /// Do not serve the `mlflow-artifacts` proxy.
+    #[arg(long)]
+    pub no_serve_artifacts: bool,
+    /// Accepted for compatibility with `mlflow server`; kaizen serves from one process.
+    #[arg(long, hide = true)]
+    pub workers: Option<u32>,
+    /// The largest JSON request body accepted, in bytes.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub max_body_size: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct QuickstartArgs {
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExperimentsCommand {
+    /// List experiments.
+    List {
+        #[command(flatten)]
+        tracking: TrackingArgs,
+        /// Include deleted experiments.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Create an experiment and print its id.
+    Create {
+        #[command(flatten)]
+        tracking: TrackingArgs,
+        name: String,
+        #[arg(long)]
+        artifact_location: Option<String>,
+    },
+    /// Delete an experiment (by id or name) and its runs.
+    Delete {
+        #[command(flatten)]
+        tracking: TrackingArgs,
+        experiment: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs of an experiment, newest first.
+    List {
+        #[command(flatten)]
+        tracking: TrackingArgs,
+        /// Experiment id or name (default: 0).
+        #[arg(long, short, default_value = "0")]
+        experiment: String,
+        /// An MLflow search filter, e.g. "metrics.rmse < 0.5".
+        #[arg(long, short, default_value = "")]
+        filter: String,
+        /// Order clauses, e.g. "metrics.rmse ASC".
+        #[arg(long)]
+        order_by: Vec<String>,
+        #[arg(long, default_value_t = 50)]
+        max_results: i64,
+    },
+    /// Show one run: info, params, latest metrics, tags.
+    Show {
+        #[command(flatten)]
+        tracking: TrackingArgs,
+        run_id: String,
+    },
+    /// Compare runs side by side: params and metrics as rows, runs as columns.
+    Compare {
+        #[command(flatten)]
+        tracking: TrackingArgs,
+        #[arg(required = true, num_args = 2..)]
+        run_ids: Vec<String>,
+    },
+    /// Delete a run.
+    Delete {
+        #[command(flatten)]
+        tracking: TrackingArgs,
+        run_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// List registered models.
+    List {
+        #[command(flatten)]
+        tracking: TrackingArgs,
+        #[arg(long, short, default_value = "")]
+        filter: String,
+    },
+    /// Show a registered model with its aliases and latest versions.
+    Show {
+        #[command(flatten)]
+        tracking: TrackingArgs,
+        name: String,
+    },
+    /// List the versions of a registered model.
+    Versions {
+        #[command(flatten)]
+        tracking: TrackingArgs,
+        name: String,
+    },
+    /// Point an alias at a version (or delete it with --delete).
+    Alias {
+        #[command(flatten)]
+        tracking: TrackingArgs,
+        name: String,
+        alias: String,
+        /// The version to point the alias at.
+        version: Option<String>,
+        #[arg(long, conflicts_with = "version")]
+        delete: bool,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// The audit log of a registered model: who changed what, when and why.
+    History {
+        #[command(flatten)]
+        tracking: TrackingArgs,
+        name: String,
+    },
+}

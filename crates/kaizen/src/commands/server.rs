@@ -1,0 +1,56 @@
+//! `kaizen server`: the tracking server and registry.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use kaizen_server::{AppState, ServerConfig};
+use kaizen_tracking::Services;
+
+use crate::cli::ServerArgs;
+use crate::settings;
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let store_uri = args.backend_store_uri.unwrap_or_else(settings::default_store_uri);
+    let artifacts_uri = args
+        .artifacts_destination
+        .or(args.default_artifact_root.filter(|r| r.starts_with("file://")))
+        .unwrap_or_else(settings::default_artifacts_uri);
+    let services = Services::open(&store_uri, &artifacts_uri)
+        .await
+        .with_context(|| format!("cannot open the stores ({store_uri}, {artifacts_uri})"))?;
+    let addr = format!("{}:{}", args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, backend = services.store.backend(), artifacts = %artifacts_uri, "kaizen server listening");
+    eprintln!("kaizen server listening on http://{local} (backend: {}, artifacts: {artifacts_uri})", services.store.backend());
+    let state = AppState {
+        services,
+        config: Arc::new(ServerConfig {
+            max_body_bytes: args.max_body_size,
+            serve_artifacts: !args.no_serve_artifacts,
+        }),
+    };
+    kaizen_server::serve(listener, state, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,50 @@
+//! Where kaizen keeps its state, and logging set-up. Every environment variable kaizen reads is
+//! declared here.
+
+use std::path::PathBuf;
+
+/// `KAIZEN_HOME`: kaizen's home directory (default `~/.kaizen`): the SQLite database
+/// `kaizen.db` and the artifact directory `artifacts/` of the embedded default.
+pub const ENV_HOME: &str = "KAIZEN_HOME";
+/// `MLFLOW_TRACKING_URI`: when set to an `http(s)://` URL, CLI commands talk to that server
+/// instead of the local home (`--tracking-uri` overrides it).
+pub const ENV_TRACKING_URI: &str = "MLFLOW_TRACKING_URI";
+/// `KAIZEN_LOG`: a tracing filter such as `info` or `kaizen_server=debug` (default `warn`, or
+/// `info` for `kaizen server`).
+pub const ENV_LOG: &str = "KAIZEN_LOG";
+
+pub fn home() -> PathBuf {
+    if let Some(h) = std::env::var_os(ENV_HOME).filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    let base = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    base.join(".kaizen")
+}
+
+pub fn default_store_uri() -> String {
+    format!("sqlite://{}", home().join("kaizen.db").display())
+}
+
+pub fn default_artifacts_uri() -> String {
+    format!("file://{}", home().join("artifacts").display())
+}
+
+pub fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if quiet {
+        "error"
+    } else {
+        match verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = EnvFilter::try_from_env(ENV_LOG).unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .try_init();
+}
