@@ -61,7 +61,8 @@ impl ArtifactPath {
     }
 
     fn object(&self) -> Result<ObjectPath> {
-        ObjectPath::parse(&self.0).map_err(|e| Error::invalid(format!("Invalid artifact path '{}': {e}", self.0)))
+        ObjectPath::parse(&self.0)
+            .map_err(|e| Error::invalid(format!("Invalid artifact path '{}': {e}", self.0)))
     }
 }
 
@@ -97,7 +98,9 @@ impl Multipart {
 
 fn store_err(e: object_store::Error) -> Error {
     match e {
-        object_store::Error::NotFound { path, .. } => Error::not_found(format!("Artifact '{path}' does not exist")),
+        object_store::Error::NotFound { path, .. } => {
+            Error::not_found(format!("Artifact '{path}' does not exist"))
+        }
         other => Error::internal("artifact store error", other),
     }
 }
@@ -110,7 +113,9 @@ pub struct ArtifactStore {
 
 impl std::fmt::Debug for ArtifactStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ArtifactStore").field("root", &self.root).finish()
+        f.debug_struct("ArtifactStore")
+            .field("root", &self.root)
+            .finish()
     }
 }
 
@@ -145,7 +150,10 @@ impl ArtifactStore {
         if path.is_root() {
             return Err(Error::invalid("Artifact path must name a file"));
         }
-        self.store.put(&path.object()?, PutPayload::from_bytes(data)).await.map_err(store_err)?;
+        self.store
+            .put(&path.object()?, PutPayload::from_bytes(data))
+            .await
+            .map_err(store_err)?;
         Ok(())
     }
 
@@ -154,14 +162,21 @@ impl ArtifactStore {
         if path.is_root() {
             return Err(Error::invalid("Artifact path must name a file"));
         }
-        let upload = self.store.put_multipart(&path.object()?).await.map_err(store_err)?;
+        let upload = self
+            .store
+            .put_multipart(&path.object()?)
+            .await
+            .map_err(store_err)?;
         Ok(Multipart {
             writer: WriteMultipart::new_with_chunk_size(upload, 8 * 1024 * 1024),
         })
     }
 
     /// Streams a file's bytes, with its size.
-    pub async fn get(&self, path: &ArtifactPath) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
+    pub async fn get(
+        &self,
+        path: &ArtifactPath,
+    ) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
         let result = self.store.get(&path.object()?).await.map_err(store_err)?;
         let size = result.meta.size;
         let stream = result.into_stream().map(|r| r.map_err(store_err)).boxed();
@@ -176,7 +191,11 @@ impl ArtifactStore {
     /// Lists the direct children of a directory. A file or a missing path lists as empty, as
     /// MLflow's proxy answers.
     pub async fn list(&self, path: &ArtifactPath) -> Result<Vec<FileInfo>> {
-        let prefix = if path.is_root() { None } else { Some(path.object()?) };
+        let prefix = if path.is_root() {
+            None
+        } else {
+            Some(path.object()?)
+        };
         let listing = match self.store.list_with_delimiter(prefix.as_ref()).await {
             Ok(l) => l,
             Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
@@ -228,10 +247,21 @@ mod tests {
 
     #[test]
     fn paths() {
-        assert_eq!(ArtifactPath::parse("a/b/c.txt").unwrap().as_str(), "a/b/c.txt");
+        assert_eq!(
+            ArtifactPath::parse("a/b/c.txt").unwrap().as_str(),
+            "a/b/c.txt"
+        );
         assert_eq!(ArtifactPath::parse("a//b/./c").unwrap().as_str(), "a/b/c");
         assert!(ArtifactPath::parse("").unwrap().is_root());
-        for bad in ["../x", "a/../../x", "/etc/passwd", "a\\b", "C:/x", "a/..", "x\0y"] {
+        for bad in [
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "a\\b",
+            "C:/x",
+            "a/..",
+            "x\0y",
+        ] {
             assert!(ArtifactPath::parse(bad).is_err(), "{bad}");
         }
     }
@@ -243,22 +273,36 @@ mod tests {
         let p = ArtifactPath::parse("0/run/artifacts/sub/f.txt").unwrap();
         store.put(&p, Bytes::from_static(b"hello")).await.unwrap();
         assert_eq!(&store.get_bytes(&p).await.unwrap()[..], b"hello");
-        let listing = store.list(&ArtifactPath::parse("0/run/artifacts").unwrap()).await.unwrap();
+        let listing = store
+            .list(&ArtifactPath::parse("0/run/artifacts").unwrap())
+            .await
+            .unwrap();
         assert_eq!(listing.len(), 1);
         assert!(listing[0].is_dir);
         assert_eq!(listing[0].path, "0/run/artifacts/sub");
         assert!(store.list(&p).await.unwrap().is_empty());
-        assert!(store.list(&ArtifactPath::parse("nope").unwrap()).await.unwrap().is_empty());
+        assert!(
+            store
+                .list(&ArtifactPath::parse("nope").unwrap())
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         let big = ArtifactPath::parse("0/run/artifacts/big.bin").unwrap();
         let mut up = store.put_multipart(&big).await.unwrap();
         for _ in 0..3 {
-            up.write(Bytes::from(vec![7u8; 5 * 1024 * 1024])).await.unwrap();
+            up.write(Bytes::from(vec![7u8; 5 * 1024 * 1024]))
+                .await
+                .unwrap();
         }
         up.finish().await.unwrap();
         assert_eq!(store.get_bytes(&big).await.unwrap().len(), 15 * 1024 * 1024);
 
-        store.delete(&ArtifactPath::parse("0/run/artifacts/sub").unwrap()).await.unwrap();
+        store
+            .delete(&ArtifactPath::parse("0/run/artifacts/sub").unwrap())
+            .await
+            .unwrap();
         assert!(store.get_bytes(&p).await.unwrap_err().is_not_found());
     }
 }

@@ -257,7 +257,9 @@ impl LoggedModelStatus {
             "LOGGED_MODEL_PENDING" | "1" => Ok(Self::Pending),
             "LOGGED_MODEL_READY" | "2" => Ok(Self::Ready),
             "LOGGED_MODEL_UPLOAD_FAILED" | "3" => Ok(Self::Failed),
-            other => Err(Error::invalid(format!("Invalid logged model status '{other}'"))),
+            other => Err(Error::invalid(format!(
+                "Invalid logged model status '{other}'"
+            ))),
         }
     }
 }

@@ -19,7 +19,9 @@ pub const MAX_EXPERIMENT_NAME_LENGTH: usize = 500;
 /// that would escape a directory are refused because the file store used them as paths.
 pub fn validate_key(what: &str, key: &str) -> Result<()> {
     if key.is_empty() {
-        return Err(Error::invalid(format!("Missing value for required parameter '{what}'.")));
+        return Err(Error::invalid(format!(
+            "Missing value for required parameter '{what}'."
+        )));
     }
     if key.chars().count() > MAX_ENTITY_KEY_LENGTH {
         return Err(Error::invalid(format!(
@@ -80,7 +82,12 @@ mod tests {
     #[test]
     fn lengths() {
         assert!(validate_length("Param", "k", &"v".repeat(6000), MAX_PARAM_VAL_LENGTH).is_ok());
-        let err = validate_length("Param", "k", &"v".repeat(6001), MAX_PARAM_VAL_LENGTH).unwrap_err();
-        assert!(err.message.contains("exceeded length limit of 6000"), "{}", err.message);
+        let err =
+            validate_length("Param", "k", &"v".repeat(6001), MAX_PARAM_VAL_LENGTH).unwrap_err();
+        assert!(
+            err.message.contains("exceeded length limit of 6000"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -179,7 +179,9 @@ fn tokenize(input: &str) -> Result<Vec<Token>> {
                 }
                 i += 1;
                 if op == "!" {
-                    return Err(Error::invalid(format!("Invalid filter '{input}': stray '!'")));
+                    return Err(Error::invalid(format!(
+                        "Invalid filter '{input}': stray '!'"
+                    )));
                 }
                 if op == "==" {
                     op = "=".into();
@@ -188,7 +190,9 @@ fn tokenize(input: &str) -> Result<Vec<Token>> {
             }
             c if c.is_ascii_digit()
                 || ((c == '-' || c == '+' || c == '.')
-                    && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit() || *d == '.')) =>
+                    && chars
+                        .get(i + 1)
+                        .is_some_and(|d| d.is_ascii_digit() || *d == '.')) =>
             {
                 let start = i;
                 i += 1;
@@ -202,7 +206,9 @@ fn tokenize(input: &str) -> Result<Vec<Token>> {
                 }
                 let text: String = chars[start..i].iter().collect();
                 let n: f64 = text.parse().map_err(|_| {
-                    Error::invalid(format!("Invalid filter '{input}': '{text}' is not a number"))
+                    Error::invalid(format!(
+                        "Invalid filter '{input}': '{text}' is not a number"
+                    ))
                 })?;
                 tokens.push(Token::Num(n));
             }
@@ -571,7 +577,10 @@ pub fn decode_page_token(token: &str) -> Result<i64> {
     let bad = || Error::invalid(format!("Invalid page token '{token}'"));
     let bytes = base64_decode(token).ok_or_else(bad)?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    let offset = value.get("offset").and_then(|v| v.as_i64()).ok_or_else(bad)?;
+    let offset = value
+        .get("offset")
+        .and_then(|v| v.as_i64())
+        .ok_or_else(bad)?;
     if offset < 0 {
         return Err(bad());
     }
@@ -605,7 +614,10 @@ mod tests {
     #[test]
     fn comparisons() {
         let c = one("metrics.acc > 0.9");
-        assert_eq!((c.entity, c.key.as_str(), c.op), (Some(EntityType::Metric), "acc", Op::Gt));
+        assert_eq!(
+            (c.entity, c.key.as_str(), c.op),
+            (Some(EntityType::Metric), "acc", Op::Gt)
+        );
         assert_eq!(c.value, Value::Num(0.9));
 
         let c = one("tags.mlflow.runName = 'a b'");
@@ -676,7 +688,10 @@ mod tests {
     #[test]
     fn order_by() {
         let o = parse_order_by("metrics.acc DESC").unwrap();
-        assert_eq!((o.entity, o.key.as_str(), o.ascending), (Some(EntityType::Metric), "acc", false));
+        assert_eq!(
+            (o.entity, o.key.as_str(), o.ascending),
+            (Some(EntityType::Metric), "acc", false)
+        );
         let o = parse_order_by("attributes.start_time").unwrap();
         assert!(o.ascending);
         let o = parse_order_by("params.`a b` asc").unwrap();

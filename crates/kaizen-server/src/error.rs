@@ -67,7 +67,11 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(json!({"error_code": self.code, "message": self.message}))).into_response()
+        (
+            self.status,
+            axum::Json(json!({"error_code": self.code, "message": self.message})),
+        )
+            .into_response()
     }
 }
 
@@ -81,5 +85,10 @@ pub async fn not_found_route(uri: axum::http::Uri, method: axum::http::Method) -
 
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "Internal error; see the server log").into_response()
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL_ERROR",
+        "Internal error; see the server log",
+    )
+    .into_response()
 }

@@ -27,10 +27,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Req<T> {
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 query.unwrap_or(Value::Object(Map::new()))
             } else {
-                let v: Value = serde_json::from_slice(&bytes)
-                    .map_err(|e| ApiError::malformed(format!("Malformed JSON request body: {e}")))?;
+                let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                    ApiError::malformed(format!("Malformed JSON request body: {e}"))
+                })?;
                 if !v.is_object() {
-                    return Err(ApiError::malformed("The request body must be a JSON object"));
+                    return Err(ApiError::malformed(
+                        "The request body must be a JSON object",
+                    ));
                 }
                 v
             }

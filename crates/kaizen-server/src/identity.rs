@@ -19,7 +19,10 @@ pub async fn identify(mut req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or_else(|| {
-            let auth = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+            let auth = headers
+                .get(axum::http::header::AUTHORIZATION)?
+                .to_str()
+                .ok()?;
             let encoded = auth.strip_prefix("Basic ")?;
             let decoded = decode_base64(encoded.trim())?;
             let text = String::from_utf8(decoded).ok()?;

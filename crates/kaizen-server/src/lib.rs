@@ -52,7 +52,9 @@ pub fn app(state: AppState) -> Router {
     routes::router(state.clone())
         .fallback(error::not_found_route)
         .layer(axum::middleware::from_fn(identity::identify))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(error::panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panic_response,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -60,10 +60,18 @@ pub trait TrackingStore: Send + Sync {
     async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment>;
     async fn get_experiment_by_name(&self, name: &str) -> Result<Option<Experiment>>;
     /// Returns up to `max_results + 1` experiments so the caller can tell whether a next page exists.
-    async fn search_experiments(&self, view: ViewType, query: &SearchQuery) -> Result<Vec<Experiment>>;
+    async fn search_experiments(
+        &self,
+        view: ViewType,
+        query: &SearchQuery,
+    ) -> Result<Vec<Experiment>>;
     async fn rename_experiment(&self, experiment_id: &str, new_name: &str) -> Result<()>;
     /// Moves an experiment and its runs to `stage`, as MLflow's delete and restore do.
-    async fn set_experiment_lifecycle(&self, experiment_id: &str, stage: LifecycleStage) -> Result<()>;
+    async fn set_experiment_lifecycle(
+        &self,
+        experiment_id: &str,
+        stage: LifecycleStage,
+    ) -> Result<()>;
     async fn set_experiment_tag(&self, experiment_id: &str, tag: &Tag) -> Result<()>;
     async fn delete_experiment_tag(&self, experiment_id: &str, key: &str) -> Result<()>;
 
@@ -73,7 +81,13 @@ pub trait TrackingStore: Send + Sync {
     async fn set_run_lifecycle(&self, run_id: &str, stage: LifecycleStage) -> Result<()>;
     /// Logs metrics, params and tags atomically. A param whose value differs from the one already
     /// logged fails the whole batch.
-    async fn log_batch(&self, run_id: &str, metrics: &[Metric], params: &[Param], tags: &[Tag]) -> Result<()>;
+    async fn log_batch(
+        &self,
+        run_id: &str,
+        metrics: &[Metric],
+        params: &[Param],
+        tags: &[Tag],
+    ) -> Result<()>;
     async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()>;
     /// The points of one metric in (step, timestamp) order, from `offset`, at most `max_results`.
     async fn get_metric_history(
@@ -84,19 +98,37 @@ pub trait TrackingStore: Send + Sync {
         offset: i64,
     ) -> Result<Vec<Metric>>;
     /// Returns up to `max_results + 1` runs so the caller can tell whether a next page exists.
-    async fn search_runs(&self, experiment_ids: &[String], view: ViewType, query: &SearchQuery) -> Result<Vec<Run>>;
-    async fn log_inputs(&self, run_id: &str, datasets: &[DatasetInput], models: &[ModelIo]) -> Result<()>;
+    async fn search_runs(
+        &self,
+        experiment_ids: &[String],
+        view: ViewType,
+        query: &SearchQuery,
+    ) -> Result<Vec<Run>>;
+    async fn log_inputs(
+        &self,
+        run_id: &str,
+        datasets: &[DatasetInput],
+        models: &[ModelIo],
+    ) -> Result<()>;
     async fn log_outputs(&self, run_id: &str, models: &[ModelIo]) -> Result<()>;
 
     async fn create_logged_model(&self, model: &LoggedModel) -> Result<()>;
     async fn get_logged_model(&self, model_id: &str) -> Result<LoggedModel>;
-    async fn finalize_logged_model(&self, model_id: &str, status: LoggedModelStatus) -> Result<LoggedModel>;
+    async fn finalize_logged_model(
+        &self,
+        model_id: &str,
+        status: LoggedModelStatus,
+    ) -> Result<LoggedModel>;
     async fn delete_logged_model(&self, model_id: &str) -> Result<()>;
     async fn set_logged_model_tags(&self, model_id: &str, tags: &[Tag]) -> Result<()>;
     async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()>;
     async fn log_logged_model_params(&self, model_id: &str, params: &[Param]) -> Result<()>;
     /// Returns up to `max_results + 1` models so the caller can tell whether a next page exists.
-    async fn search_logged_models(&self, experiment_ids: &[String], query: &SearchQuery) -> Result<Vec<LoggedModel>>;
+    async fn search_logged_models(
+        &self,
+        experiment_ids: &[String],
+        query: &SearchQuery,
+    ) -> Result<Vec<LoggedModel>>;
 }
 
 #[async_trait]
@@ -109,22 +141,51 @@ pub trait RegistryStore: Send + Sync {
         audit: &AuditRecord,
     ) -> Result<RegisteredModel>;
     async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel>;
-    async fn rename_registered_model(&self, name: &str, new_name: &str, audit: &AuditRecord) -> Result<RegisteredModel>;
-    async fn update_registered_model(&self, name: &str, description: Option<&str>) -> Result<RegisteredModel>;
+    async fn rename_registered_model(
+        &self,
+        name: &str,
+        new_name: &str,
+        audit: &AuditRecord,
+    ) -> Result<RegisteredModel>;
+    async fn update_registered_model(
+        &self,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<RegisteredModel>;
     async fn delete_registered_model(&self, name: &str, audit: &AuditRecord) -> Result<()>;
     /// Returns up to `max_results + 1` models so the caller can tell whether a next page exists.
     async fn search_registered_models(&self, query: &SearchQuery) -> Result<Vec<RegisteredModel>>;
     async fn set_registered_model_tag(&self, name: &str, tag: &Tag) -> Result<()>;
     async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()>;
-    async fn set_alias(&self, name: &str, alias: &str, version: i64, audit: &AuditRecord) -> Result<()>;
+    async fn set_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        version: i64,
+        audit: &AuditRecord,
+    ) -> Result<()>;
     async fn delete_alias(&self, name: &str, alias: &str, audit: &AuditRecord) -> Result<()>;
     async fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion>;
 
     #[allow(clippy::too_many_arguments)]
-    async fn create_model_version(&self, version: &NewModelVersion, audit: &AuditRecord) -> Result<ModelVersion>;
+    async fn create_model_version(
+        &self,
+        version: &NewModelVersion,
+        audit: &AuditRecord,
+    ) -> Result<ModelVersion>;
     async fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion>;
-    async fn update_model_version(&self, name: &str, version: i64, description: Option<&str>) -> Result<ModelVersion>;
-    async fn delete_model_version(&self, name: &str, version: i64, audit: &AuditRecord) -> Result<()>;
+    async fn update_model_version(
+        &self,
+        name: &str,
+        version: i64,
+        description: Option<&str>,
+    ) -> Result<ModelVersion>;
+    async fn delete_model_version(
+        &self,
+        name: &str,
+        version: i64,
+        audit: &AuditRecord,
+    ) -> Result<()>;
     /// Returns up to `max_results + 1` versions so the caller can tell whether a next page exists.
     async fn search_model_versions(&self, query: &SearchQuery) -> Result<Vec<ModelVersion>>;
     async fn set_model_version_tag(&self, name: &str, version: i64, tag: &Tag) -> Result<()>;

@@ -4,8 +4,8 @@
 mod registry;
 mod tracking;
 
-pub use registry::{Actor, Registry, parse_version};
 pub use kaizen_store::NewModelVersion;
+pub use registry::{Actor, Registry, parse_version};
 pub use tracking::{NewRun, Tracking};
 
 use std::sync::Arc;
@@ -66,8 +66,14 @@ pub fn proxy_path(uri: &str) -> Option<&str> {
 mod tests {
     #[test]
     fn proxy_paths() {
-        assert_eq!(super::proxy_path("mlflow-artifacts:/0/abc/artifacts"), Some("0/abc/artifacts"));
-        assert_eq!(super::proxy_path("mlflow-artifacts://h:5000/0/abc"), Some("0/abc"));
+        assert_eq!(
+            super::proxy_path("mlflow-artifacts:/0/abc/artifacts"),
+            Some("0/abc/artifacts")
+        );
+        assert_eq!(
+            super::proxy_path("mlflow-artifacts://h:5000/0/abc"),
+            Some("0/abc")
+        );
         assert_eq!(super::proxy_path("s3://b/x"), None);
     }
 }

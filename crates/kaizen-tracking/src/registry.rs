@@ -20,7 +20,11 @@ pub struct Actor {
 impl Actor {
     fn record(&self) -> AuditRecord {
         AuditRecord {
-            actor: self.user.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| "unknown".into()),
+            actor: self
+                .user
+                .clone()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| "unknown".into()),
             reason: self.reason.clone(),
         }
     }
@@ -36,7 +40,9 @@ fn validate_model_name(name: &str) -> Result<()> {
         return Err(Error::invalid("Registered model name cannot be empty."));
     }
     if name.contains('/') && name.split('/').any(|p| p == "..") {
-        return Err(Error::invalid(format!("Invalid registered model name '{name}'")));
+        return Err(Error::invalid(format!(
+            "Invalid registered model name '{name}'"
+        )));
     }
     Ok(())
 }
@@ -48,12 +54,19 @@ fn validate_alias(alias: &str) -> Result<()> {
     // MLflow reserves `latest` and version-like names (`v1`, `V2`) because `models:/m@v1` would
     // be ambiguous.
     let lower = alias.to_ascii_lowercase();
-    if lower == "latest" || (lower.starts_with('v') && lower.len() > 1 && lower[1..].chars().all(|c| c.is_ascii_digit())) {
+    if lower == "latest"
+        || (lower.starts_with('v')
+            && lower.len() > 1
+            && lower[1..].chars().all(|c| c.is_ascii_digit()))
+    {
         return Err(Error::invalid(format!(
             "'{alias}' alias name (case insensitive) is reserved."
         )));
     }
-    if !alias.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+    if !alias
+        .chars()
+        .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    {
         return Err(Error::invalid(format!(
             "Invalid alias name '{alias}'. Aliases may only contain alphanumerics, underscores and dashes."
         )));
@@ -68,7 +81,11 @@ pub fn parse_version(version: &str) -> Result<i64> {
         .parse::<i64>()
         .ok()
         .filter(|v| *v > 0)
-        .ok_or_else(|| Error::invalid(format!("Model version must be a positive integer, got '{version}'")))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "Model version must be a positive integer, got '{version}'"
+            ))
+        })
 }
 
 impl Registry {
@@ -86,9 +103,16 @@ impl Registry {
         validate_model_name(name)?;
         for t in tags {
             limits::validate_key("tag", &t.key)?;
-            validate_length("Tag", &t.key, &t.value, limits::MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH)?;
+            validate_length(
+                "Tag",
+                &t.key,
+                &t.value,
+                limits::MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH,
+            )?;
         }
-        self.store.create_registered_model(name, description, tags, &actor.record()).await
+        self.store
+            .create_registered_model(name, description, tags, &actor.record())
+            .await
     }
 
     pub async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
@@ -96,20 +120,33 @@ impl Registry {
         self.store.get_registered_model(name).await
     }
 
-    pub async fn rename_registered_model(&self, name: &str, new_name: &str, actor: &Actor) -> Result<RegisteredModel> {
+    pub async fn rename_registered_model(
+        &self,
+        name: &str,
+        new_name: &str,
+        actor: &Actor,
+    ) -> Result<RegisteredModel> {
         validate_model_name(name)?;
         validate_model_name(new_name)?;
-        self.store.rename_registered_model(name, new_name, &actor.record()).await
+        self.store
+            .rename_registered_model(name, new_name, &actor.record())
+            .await
     }
 
-    pub async fn update_registered_model(&self, name: &str, description: Option<&str>) -> Result<RegisteredModel> {
+    pub async fn update_registered_model(
+        &self,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<RegisteredModel> {
         validate_model_name(name)?;
         self.store.update_registered_model(name, description).await
     }
 
     pub async fn delete_registered_model(&self, name: &str, actor: &Actor) -> Result<()> {
         validate_model_name(name)?;
-        self.store.delete_registered_model(name, &actor.record()).await
+        self.store
+            .delete_registered_model(name, &actor.record())
+            .await
     }
 
     pub async fn search_registered_models(
@@ -134,7 +171,12 @@ impl Registry {
     pub async fn set_registered_model_tag(&self, name: &str, tag: &Tag) -> Result<()> {
         validate_model_name(name)?;
         limits::validate_key("tag", &tag.key)?;
-        validate_length("Tag", &tag.key, &tag.value, limits::MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH)?;
+        validate_length(
+            "Tag",
+            &tag.key,
+            &tag.value,
+            limits::MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH,
+        )?;
         self.store.set_registered_model_tag(name, tag).await
     }
 
@@ -143,11 +185,19 @@ impl Registry {
         self.store.delete_registered_model_tag(name, key).await
     }
 
-    pub async fn set_alias(&self, name: &str, alias: &str, version: &str, actor: &Actor) -> Result<()> {
+    pub async fn set_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        version: &str,
+        actor: &Actor,
+    ) -> Result<()> {
         validate_model_name(name)?;
         validate_alias(alias)?;
         let version = parse_version(version)?;
-        self.store.set_alias(name, alias, version, &actor.record()).await
+        self.store
+            .set_alias(name, alias, version, &actor.record())
+            .await
     }
 
     pub async fn delete_alias(&self, name: &str, alias: &str, actor: &Actor) -> Result<()> {
@@ -160,31 +210,58 @@ impl Registry {
         self.store.get_version_by_alias(name, alias).await
     }
 
-    pub async fn create_model_version(&self, new: NewModelVersion, actor: &Actor) -> Result<ModelVersion> {
+    pub async fn create_model_version(
+        &self,
+        new: NewModelVersion,
+        actor: &Actor,
+    ) -> Result<ModelVersion> {
         validate_model_name(&new.name)?;
         if new.source.is_empty() {
-            return Err(Error::invalid("Missing value for required parameter 'source'."));
+            return Err(Error::invalid(
+                "Missing value for required parameter 'source'.",
+            ));
         }
         for t in &new.tags {
             limits::validate_key("tag", &t.key)?;
-            validate_length("Tag", &t.key, &t.value, limits::MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH)?;
+            validate_length(
+                "Tag",
+                &t.key,
+                &t.value,
+                limits::MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH,
+            )?;
         }
         self.store.create_model_version(&new, &actor.record()).await
     }
 
     pub async fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion> {
         validate_model_name(name)?;
-        self.store.get_model_version(name, parse_version(version)?).await
+        self.store
+            .get_model_version(name, parse_version(version)?)
+            .await
     }
 
-    pub async fn update_model_version(&self, name: &str, version: &str, description: Option<&str>) -> Result<ModelVersion> {
+    pub async fn update_model_version(
+        &self,
+        name: &str,
+        version: &str,
+        description: Option<&str>,
+    ) -> Result<ModelVersion> {
         validate_model_name(name)?;
-        self.store.update_model_version(name, parse_version(version)?, description).await
+        self.store
+            .update_model_version(name, parse_version(version)?, description)
+            .await
     }
 
-    pub async fn delete_model_version(&self, name: &str, version: &str, actor: &Actor) -> Result<()> {
+    pub async fn delete_model_version(
+        &self,
+        name: &str,
+        version: &str,
+        actor: &Actor,
+    ) -> Result<()> {
         validate_model_name(name)?;
-        self.store.delete_model_version(name, parse_version(version)?, &actor.record()).await
+        self.store
+            .delete_model_version(name, parse_version(version)?, &actor.record())
+            .await
     }
 
     pub async fn search_model_versions(
@@ -209,13 +286,27 @@ impl Registry {
     pub async fn set_model_version_tag(&self, name: &str, version: &str, tag: &Tag) -> Result<()> {
         validate_model_name(name)?;
         limits::validate_key("tag", &tag.key)?;
-        validate_length("Tag", &tag.key, &tag.value, limits::MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH)?;
-        self.store.set_model_version_tag(name, parse_version(version)?, tag).await
+        validate_length(
+            "Tag",
+            &tag.key,
+            &tag.value,
+            limits::MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH,
+        )?;
+        self.store
+            .set_model_version_tag(name, parse_version(version)?, tag)
+            .await
     }
 
-    pub async fn delete_model_version_tag(&self, name: &str, version: &str, key: &str) -> Result<()> {
+    pub async fn delete_model_version_tag(
+        &self,
+        name: &str,
+        version: &str,
+        key: &str,
+    ) -> Result<()> {
         validate_model_name(name)?;
-        self.store.delete_model_version_tag(name, parse_version(version)?, key).await
+        self.store
+            .delete_model_version_tag(name, parse_version(version)?, key)
+            .await
     }
 
     pub async fn transition_stage(
@@ -229,13 +320,26 @@ impl Registry {
         validate_model_name(name)?;
         let stage = Stage::parse(stage)?;
         self.store
-            .transition_stage(name, parse_version(version)?, stage, archive_existing, &actor.record())
+            .transition_stage(
+                name,
+                parse_version(version)?,
+                stage,
+                archive_existing,
+                &actor.record(),
+            )
             .await
     }
 
-    pub async fn get_latest_versions(&self, name: &str, stages: &[String]) -> Result<Vec<ModelVersion>> {
+    pub async fn get_latest_versions(
+        &self,
+        name: &str,
+        stages: &[String],
+    ) -> Result<Vec<ModelVersion>> {
         validate_model_name(name)?;
-        let stages = stages.iter().map(|s| Stage::parse(s)).collect::<Result<Vec<_>>>()?;
+        let stages = stages
+            .iter()
+            .map(|s| Stage::parse(s))
+            .collect::<Result<Vec<_>>>()?;
         self.store.get_latest_versions(name, &stages).await
     }
 

@@ -7,8 +7,8 @@ use kaizen_artifacts::ArtifactStore;
 use kaizen_core::limits::{self, validate_key, validate_length};
 use kaizen_core::search::{self, OrderBy};
 use kaizen_core::{
-    DatasetInput, Error, Experiment, LifecycleStage, LoggedModel, LoggedModelStatus, Metric, ModelIo,
-    Page, Param, Result, Run, RunInfo, RunStatus, Tag, ViewType, ids, tags,
+    DatasetInput, Error, Experiment, LifecycleStage, LoggedModel, LoggedModelStatus, Metric,
+    ModelIo, Page, Param, Result, Run, RunInfo, RunStatus, Tag, ViewType, ids, tags,
 };
 use kaizen_store::{MetadataStore, RunUpdate, SearchQuery};
 
@@ -83,9 +83,16 @@ impl Tracking {
 
     // ---- experiments ----
 
-    pub async fn create_experiment(&self, name: &str, artifact_location: Option<&str>, tags: &[Tag]) -> Result<String> {
+    pub async fn create_experiment(
+        &self,
+        name: &str,
+        artifact_location: Option<&str>,
+        tags: &[Tag],
+    ) -> Result<String> {
         if name.trim().is_empty() {
-            return Err(Error::invalid("Invalid experiment name: ''. Experiment name cannot be empty."));
+            return Err(Error::invalid(
+                "Invalid experiment name: ''. Experiment name cannot be empty.",
+            ));
         }
         if name.chars().count() > limits::MAX_EXPERIMENT_NAME_LENGTH {
             return Err(Error::invalid(format!(
@@ -95,7 +102,12 @@ impl Tracking {
         }
         for t in tags {
             validate_key("tag", &t.key)?;
-            validate_length("Tag", &t.key, &t.value, limits::MAX_EXPERIMENT_TAG_VAL_LENGTH)?;
+            validate_length(
+                "Tag",
+                &t.key,
+                &t.value,
+                limits::MAX_EXPERIMENT_TAG_VAL_LENGTH,
+            )?;
         }
         let location = artifact_location.filter(|l| !l.is_empty());
         self.store
@@ -111,7 +123,9 @@ impl Tracking {
         self.store
             .get_experiment_by_name(name)
             .await?
-            .ok_or_else(|| Error::not_found(format!("Could not find experiment with name '{name}'")))
+            .ok_or_else(|| {
+                Error::not_found(format!("Could not find experiment with name '{name}'"))
+            })
     }
 
     pub async fn search_experiments(
@@ -122,7 +136,11 @@ impl Tracking {
         max_results: Option<i64>,
         page_token: Option<&str>,
     ) -> Result<Page<Experiment>> {
-        let max_results = check_max_results(max_results, limits::SEARCH_MAX_RESULTS_DEFAULT, limits::MAX_RESULTS_SEARCH_RUNS)?;
+        let max_results = check_max_results(
+            max_results,
+            limits::SEARCH_MAX_RESULTS_DEFAULT,
+            limits::MAX_RESULTS_SEARCH_RUNS,
+        )?;
         let offset = search::decode_page_token(page_token.unwrap_or(""))?;
         let query = SearchQuery {
             filter: search::parse_filter(filter)?,
@@ -136,29 +154,44 @@ impl Tracking {
 
     pub async fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
         if new_name.trim().is_empty() {
-            return Err(Error::invalid("Invalid experiment name: ''. Experiment name cannot be empty."));
+            return Err(Error::invalid(
+                "Invalid experiment name: ''. Experiment name cannot be empty.",
+            ));
         }
         let exp = self.store.get_experiment(id).await?;
         if exp.lifecycle_stage != LifecycleStage::Active {
-            return Err(Error::invalid(format!("Cannot rename a non-active experiment: {id}")));
+            return Err(Error::invalid(format!(
+                "Cannot rename a non-active experiment: {id}"
+            )));
         }
         self.store.rename_experiment(id, new_name).await
     }
 
     pub async fn delete_experiment(&self, id: &str) -> Result<()> {
         if id == "0" {
-            return Err(Error::invalid("Cannot delete the default experiment '0'. This is an internally reserved experiment."));
+            return Err(Error::invalid(
+                "Cannot delete the default experiment '0'. This is an internally reserved experiment.",
+            ));
         }
-        self.store.set_experiment_lifecycle(id, LifecycleStage::Deleted).await
+        self.store
+            .set_experiment_lifecycle(id, LifecycleStage::Deleted)
+            .await
     }
 
     pub async fn restore_experiment(&self, id: &str) -> Result<()> {
-        self.store.set_experiment_lifecycle(id, LifecycleStage::Active).await
+        self.store
+            .set_experiment_lifecycle(id, LifecycleStage::Active)
+            .await
     }
 
     pub async fn set_experiment_tag(&self, id: &str, tag: &Tag) -> Result<()> {
         validate_key("tag", &tag.key)?;
-        validate_length("Tag", &tag.key, &tag.value, limits::MAX_EXPERIMENT_TAG_VAL_LENGTH)?;
+        validate_length(
+            "Tag",
+            &tag.key,
+            &tag.value,
+            limits::MAX_EXPERIMENT_TAG_VAL_LENGTH,
+        )?;
         self.store.set_experiment_tag(id, tag).await
     }
 
@@ -169,7 +202,10 @@ impl Tracking {
     // ---- runs ----
 
     pub async fn create_run(&self, new: NewRun) -> Result<Run> {
-        let experiment_id = new.experiment_id.filter(|s| !s.is_empty()).unwrap_or_else(|| "0".into());
+        let experiment_id = new
+            .experiment_id
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "0".into());
         let experiment = self.store.get_experiment(&experiment_id).await?;
         if experiment.lifecycle_stage != LifecycleStage::Active {
             return Err(Error::invalid(format!(
@@ -179,7 +215,11 @@ impl Tracking {
         for t in &new.tags {
             validate_tag(t)?;
         }
-        let tag_name = new.tags.iter().find(|t| t.key == tags::RUN_NAME).map(|t| t.value.clone());
+        let tag_name = new
+            .tags
+            .iter()
+            .find(|t| t.key == tags::RUN_NAME)
+            .map(|t| t.value.clone());
         let run_name = match (new.run_name.filter(|n| !n.is_empty()), tag_name) {
             (Some(a), Some(b)) if a != b => {
                 return Err(Error::invalid(format!(
@@ -193,7 +233,12 @@ impl Tracking {
         let user_id = new
             .user_id
             .filter(|u| !u.is_empty())
-            .or_else(|| new.tags.iter().find(|t| t.key == tags::USER).map(|t| t.value.clone()))
+            .or_else(|| {
+                new.tags
+                    .iter()
+                    .find(|t| t.key == tags::USER)
+                    .map(|t| t.value.clone())
+            })
             .unwrap_or_else(|| "unknown".into());
         let run_id = ids::new_run_id();
         let info = RunInfo {
@@ -204,10 +249,17 @@ impl Tracking {
             status: RunStatus::Running,
             start_time: Some(new.start_time.unwrap_or_else(kaizen_core::now_millis)),
             end_time: None,
-            artifact_uri: format!("{}/{run_id}/artifacts", experiment.artifact_location.trim_end_matches('/')),
+            artifact_uri: format!(
+                "{}/{run_id}/artifacts",
+                experiment.artifact_location.trim_end_matches('/')
+            ),
             lifecycle_stage: LifecycleStage::Active,
         };
-        let mut run_tags: Vec<Tag> = new.tags.into_iter().filter(|t| t.key != tags::RUN_NAME).collect();
+        let mut run_tags: Vec<Tag> = new
+            .tags
+            .into_iter()
+            .filter(|t| t.key != tags::RUN_NAME)
+            .collect();
         run_tags.push(Tag::new(tags::RUN_NAME, run_name));
         self.store.create_run(&info, &run_tags).await?;
         self.store.get_run(&run_id).await
@@ -226,19 +278,36 @@ impl Tracking {
     ) -> Result<RunInfo> {
         let run_name = run_name.filter(|n| !n.is_empty());
         self.store
-            .update_run(run_id, &RunUpdate { status, end_time, run_name })
+            .update_run(
+                run_id,
+                &RunUpdate {
+                    status,
+                    end_time,
+                    run_name,
+                },
+            )
             .await
     }
 
     pub async fn delete_run(&self, run_id: &str) -> Result<()> {
-        self.store.set_run_lifecycle(run_id, LifecycleStage::Deleted).await
+        self.store
+            .set_run_lifecycle(run_id, LifecycleStage::Deleted)
+            .await
     }
 
     pub async fn restore_run(&self, run_id: &str) -> Result<()> {
-        self.store.set_run_lifecycle(run_id, LifecycleStage::Active).await
+        self.store
+            .set_run_lifecycle(run_id, LifecycleStage::Active)
+            .await
     }
 
-    pub async fn log_batch(&self, run_id: &str, metrics: &[Metric], params: &[Param], tags: &[Tag]) -> Result<()> {
+    pub async fn log_batch(
+        &self,
+        run_id: &str,
+        metrics: &[Metric],
+        params: &[Param],
+        tags: &[Tag],
+    ) -> Result<()> {
         if metrics.len() > limits::MAX_METRICS_PER_BATCH {
             return Err(Error::invalid(format!(
                 "A batch logging request can contain at most {} metrics. Got {} metrics.",
@@ -306,12 +375,25 @@ impl Tracking {
         match max_results {
             // Without max_results MLflow returns the whole history in one answer.
             None => {
-                let items = self.store.get_metric_history(run_id, key, i64::MAX / 2, offset).await?;
-                Ok(Page { items, next_page_token: None })
+                let items = self
+                    .store
+                    .get_metric_history(run_id, key, i64::MAX / 2, offset)
+                    .await?;
+                Ok(Page {
+                    items,
+                    next_page_token: None,
+                })
             }
             Some(_) => {
-                let n = check_max_results(max_results, limits::MAX_RESULTS_GET_METRIC_HISTORY, limits::MAX_RESULTS_GET_METRIC_HISTORY)?;
-                let items = self.store.get_metric_history(run_id, key, n + 1, offset).await?;
+                let n = check_max_results(
+                    max_results,
+                    limits::MAX_RESULTS_GET_METRIC_HISTORY,
+                    limits::MAX_RESULTS_GET_METRIC_HISTORY,
+                )?;
+                let items = self
+                    .store
+                    .get_metric_history(run_id, key, n + 1, offset)
+                    .await?;
                 Ok(page(items, n, offset))
             }
         }
@@ -326,7 +408,11 @@ impl Tracking {
         max_results: Option<i64>,
         page_token: Option<&str>,
     ) -> Result<Page<Run>> {
-        let max_results = check_max_results(max_results, limits::SEARCH_MAX_RESULTS_DEFAULT, limits::MAX_RESULTS_SEARCH_RUNS)?;
+        let max_results = check_max_results(
+            max_results,
+            limits::SEARCH_MAX_RESULTS_DEFAULT,
+            limits::MAX_RESULTS_SEARCH_RUNS,
+        )?;
         let offset = search::decode_page_token(page_token.unwrap_or(""))?;
         let comparisons = search::parse_filter(filter)?;
         search::validate_run_filter(&comparisons)?;
@@ -341,7 +427,12 @@ impl Tracking {
         Ok(page(items, max_results, offset))
     }
 
-    pub async fn log_inputs(&self, run_id: &str, datasets: &[DatasetInput], models: &[ModelIo]) -> Result<()> {
+    pub async fn log_inputs(
+        &self,
+        run_id: &str,
+        datasets: &[DatasetInput],
+        models: &[ModelIo],
+    ) -> Result<()> {
         for d in datasets {
             if d.dataset.name.is_empty() || d.dataset.digest.is_empty() {
                 return Err(Error::invalid("A dataset input needs a name and a digest"));
@@ -380,10 +471,15 @@ impl Tracking {
         let model_id = ids::new_logged_model_id();
         let now = kaizen_core::now_millis();
         let model = LoggedModel {
-            artifact_location: format!("{}/models/{model_id}/artifacts", experiment.artifact_location.trim_end_matches('/')),
+            artifact_location: format!(
+                "{}/models/{model_id}/artifacts",
+                experiment.artifact_location.trim_end_matches('/')
+            ),
             model_id: model_id.clone(),
             experiment_id: experiment_id.to_string(),
-            name: name.filter(|n| !n.is_empty()).unwrap_or_else(ids::new_run_name),
+            name: name
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(ids::new_run_name),
             creation_timestamp_ms: now,
             last_updated_timestamp_ms: now,
             model_type,
@@ -402,7 +498,11 @@ impl Tracking {
         self.store.get_logged_model(model_id).await
     }
 
-    pub async fn finalize_logged_model(&self, model_id: &str, status: LoggedModelStatus) -> Result<LoggedModel> {
+    pub async fn finalize_logged_model(
+        &self,
+        model_id: &str,
+        status: LoggedModelStatus,
+    ) -> Result<LoggedModel> {
         self.store.finalize_logged_model(model_id, status).await
     }
 
@@ -440,8 +540,10 @@ impl Tracking {
             max_results,
             offset,
         };
-        let items = self.store.search_logged_models(experiment_ids, &query).await?;
+        let items = self
+            .store
+            .search_logged_models(experiment_ids, &query)
+            .await?;
         Ok(page(items, max_results, offset))
     }
 }
-

@@ -1,7 +1,7 @@
 //! Lenient deserializers for request fields.
 
-use serde::de::{self, Deserializer};
 use serde::Deserialize;
+use serde::de::{self, Deserializer};
 use serde_json::Value;
 
 fn describe(v: &Value) -> String {
@@ -33,9 +33,16 @@ pub fn parse_i64(v: &Value) -> Result<i64, String> {
     match v {
         Value::Number(n) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                    .map(|f| f as i64)
+            })
             .ok_or_else(|| format!("{n} is not an integer")),
-        Value::String(s) => s.trim().parse::<i64>().map_err(|_| format!("'{s}' is not an integer")),
+        Value::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("'{s}' is not an integer")),
         other => Err(format!("{} is not an integer", describe(other))),
     }
 }
@@ -72,7 +79,10 @@ pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
             "false" | "0" | "" => Ok(Some(false)),
             _ => Err(de::Error::custom(format!("'{s}' is not a boolean"))),
         },
-        Some(other) => Err(de::Error::custom(format!("{} is not a boolean", describe(&other)))),
+        Some(other) => Err(de::Error::custom(format!(
+            "{} is not a boolean",
+            describe(&other)
+        ))),
     }
 }
 
@@ -84,7 +94,10 @@ pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
         Some(Value::String(s)) => Ok(Some(s)),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
         Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-        Some(other) => Err(de::Error::custom(format!("expected a string, got {}", describe(&other)))),
+        Some(other) => Err(de::Error::custom(format!(
+            "expected a string, got {}",
+            describe(&other)
+        ))),
     }
 }
 
@@ -95,7 +108,10 @@ pub fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Er
         match v {
             Value::String(s) => Ok(s),
             Value::Number(n) => Ok(n.to_string()),
-            other => Err(de::Error::custom(format!("expected a string, got {}", describe(&other)))),
+            other => Err(de::Error::custom(format!(
+                "expected a string, got {}",
+                describe(&other)
+            ))),
         }
     };
     match v {

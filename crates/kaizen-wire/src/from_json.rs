@@ -1,15 +1,17 @@
 //! MLflow's JSON back to domain types, for the HTTP client.
 
 use kaizen_core::{
-    Error, Experiment, LifecycleStage, Metric, ModelAlias, ModelVersion, RegisteredModel, Result, Run,
-    RunData, RunInfo, RunInputs, RunOutputs, RunStatus, Stage, Tag, AuditEntry,
+    AuditEntry, Error, Experiment, LifecycleStage, Metric, ModelAlias, ModelVersion,
+    RegisteredModel, Result, Run, RunData, RunInfo, RunInputs, RunOutputs, RunStatus, Stage, Tag,
 };
 use serde_json::Value;
 
 use crate::de::{parse_f64, parse_i64};
 
 fn bad(what: &str) -> Error {
-    Error::invalid(format!("Malformed response from the tracking server: {what}"))
+    Error::invalid(format!(
+        "Malformed response from the tracking server: {what}"
+    ))
 }
 
 fn s(v: &Value, key: &str) -> String {
@@ -33,11 +35,17 @@ fn opt_i(v: &Value, key: &str) -> Option<i64> {
 }
 
 fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 pub fn tags(v: &Value, key: &str) -> Vec<Tag> {
-    list(v, key).iter().map(|t| Tag::new(s(t, "key"), s(t, "value"))).collect()
+    list(v, key)
+        .iter()
+        .map(|t| Tag::new(s(t, "key"), s(t, "value")))
+        .collect()
 }
 
 pub fn experiment(v: &Value) -> Result<Experiment> {
@@ -45,7 +53,8 @@ pub fn experiment(v: &Value) -> Result<Experiment> {
         experiment_id: s(v, "experiment_id"),
         name: s(v, "name"),
         artifact_location: s(v, "artifact_location"),
-        lifecycle_stage: LifecycleStage::parse(&s(v, "lifecycle_stage")).unwrap_or(LifecycleStage::Active),
+        lifecycle_stage: LifecycleStage::parse(&s(v, "lifecycle_stage"))
+            .unwrap_or(LifecycleStage::Active),
         creation_time: opt_i(v, "creation_time").unwrap_or(0),
         last_update_time: opt_i(v, "last_update_time").unwrap_or(0),
         tags: tags(v, "tags"),
@@ -53,8 +62,18 @@ pub fn experiment(v: &Value) -> Result<Experiment> {
 }
 
 pub fn metric(v: &Value) -> Result<Metric> {
-    let value = v.get("value").map(parse_f64).transpose().map_err(|e| bad(&e))?.unwrap_or(0.0);
-    Ok(Metric::new(s(v, "key"), value, opt_i(v, "timestamp").unwrap_or(0), opt_i(v, "step").unwrap_or(0)))
+    let value = v
+        .get("value")
+        .map(parse_f64)
+        .transpose()
+        .map_err(|e| bad(&e))?
+        .unwrap_or(0.0);
+    Ok(Metric::new(
+        s(v, "key"),
+        value,
+        opt_i(v, "timestamp").unwrap_or(0),
+        opt_i(v, "step").unwrap_or(0),
+    ))
 }
 
 pub fn run_info(v: &Value) -> Result<RunInfo> {
@@ -67,7 +86,8 @@ pub fn run_info(v: &Value) -> Result<RunInfo> {
         start_time: opt_i(v, "start_time"),
         end_time: opt_i(v, "end_time"),
         artifact_uri: s(v, "artifact_uri"),
-        lifecycle_stage: LifecycleStage::parse(&s(v, "lifecycle_stage")).unwrap_or(LifecycleStage::Active),
+        lifecycle_stage: LifecycleStage::parse(&s(v, "lifecycle_stage"))
+            .unwrap_or(LifecycleStage::Active),
     })
 }
 
@@ -78,7 +98,10 @@ pub fn run(v: &Value) -> Result<Run> {
     Ok(Run {
         info,
         data: RunData {
-            metrics: list(data, "metrics").iter().map(metric).collect::<Result<_>>()?,
+            metrics: list(data, "metrics")
+                .iter()
+                .map(metric)
+                .collect::<Result<_>>()?,
             params: tags(data, "params"),
             tags: tags(data, "tags"),
         },
@@ -95,14 +118,18 @@ pub fn model_version(v: &Value) -> Result<ModelVersion> {
         last_updated_timestamp: opt_i(v, "last_updated_timestamp").unwrap_or(0),
         description: opt_s(v, "description"),
         user_id: opt_s(v, "user_id"),
-        current_stage: Stage::parse(&opt_s(v, "current_stage").unwrap_or_else(|| "None".into())).unwrap_or(Stage::None),
+        current_stage: Stage::parse(&opt_s(v, "current_stage").unwrap_or_else(|| "None".into()))
+            .unwrap_or(Stage::None),
         source: s(v, "source"),
         run_id: opt_s(v, "run_id"),
         status: s(v, "status"),
         status_message: opt_s(v, "status_message"),
         tags: tags(v, "tags"),
         run_link: opt_s(v, "run_link"),
-        aliases: list(v, "aliases").iter().filter_map(|a| a.as_str().map(String::from)).collect(),
+        aliases: list(v, "aliases")
+            .iter()
+            .filter_map(|a| a.as_str().map(String::from))
+            .collect(),
         model_id: opt_s(v, "model_id"),
     })
 }
@@ -113,11 +140,17 @@ pub fn registered_model(v: &Value) -> Result<RegisteredModel> {
         creation_timestamp: opt_i(v, "creation_timestamp").unwrap_or(0),
         last_updated_timestamp: opt_i(v, "last_updated_timestamp").unwrap_or(0),
         description: opt_s(v, "description"),
-        latest_versions: list(v, "latest_versions").iter().map(model_version).collect::<Result<_>>()?,
+        latest_versions: list(v, "latest_versions")
+            .iter()
+            .map(model_version)
+            .collect::<Result<_>>()?,
         tags: tags(v, "tags"),
         aliases: list(v, "aliases")
             .iter()
-            .map(|a| ModelAlias { alias: s(a, "alias"), version: s(a, "version") })
+            .map(|a| ModelAlias {
+                alias: s(a, "alias"),
+                version: s(a, "version"),
+            })
             .collect(),
     })
 }

@@ -5,7 +5,7 @@
 //! carry everything as text), a repeated field may arrive as one value, unknown fields are ignored.
 
 pub mod de;
-pub mod to_json;
 pub mod from_json;
+pub mod to_json;
 
 pub use to_json::*;

@@ -20,7 +20,11 @@ pub fn double(v: f64) -> Value {
 }
 
 pub fn tags(tags: &[Tag]) -> Value {
-    Value::Array(tags.iter().map(|t| json!({"key": t.key, "value": t.value})).collect())
+    Value::Array(
+        tags.iter()
+            .map(|t| json!({"key": t.key, "value": t.value}))
+            .collect(),
+    )
 }
 
 /// Inserts `key` only when the value is present, as proto3 JSON omits unset fields.
@@ -106,8 +110,14 @@ pub fn logged_model(m: &LoggedModel) -> Value {
     info.insert("model_id".into(), json!(m.model_id));
     info.insert("experiment_id".into(), json!(m.experiment_id));
     info.insert("name".into(), json!(m.name));
-    info.insert("creation_timestamp_ms".into(), json!(m.creation_timestamp_ms));
-    info.insert("last_updated_timestamp_ms".into(), json!(m.last_updated_timestamp_ms));
+    info.insert(
+        "creation_timestamp_ms".into(),
+        json!(m.creation_timestamp_ms),
+    );
+    info.insert(
+        "last_updated_timestamp_ms".into(),
+        json!(m.last_updated_timestamp_ms),
+    );
     info.insert("artifact_uri".into(), json!(m.artifact_location));
     info.insert("status".into(), json!(m.status.as_str()));
     put_opt(&mut info, "model_type", m.model_type.clone());
@@ -128,7 +138,10 @@ pub fn model_version(v: &ModelVersion) -> Value {
     obj.insert("name".into(), json!(v.name));
     obj.insert("version".into(), json!(v.version.to_string()));
     obj.insert("creation_timestamp".into(), json!(v.creation_timestamp));
-    obj.insert("last_updated_timestamp".into(), json!(v.last_updated_timestamp));
+    obj.insert(
+        "last_updated_timestamp".into(),
+        json!(v.last_updated_timestamp),
+    );
     put_opt(&mut obj, "description", v.description.clone());
     put_opt(&mut obj, "user_id", v.user_id.clone());
     obj.insert("current_stage".into(), json!(v.current_stage.as_str()));
@@ -147,13 +160,24 @@ pub fn registered_model(m: &RegisteredModel) -> Value {
     let mut obj = Map::new();
     obj.insert("name".into(), json!(m.name));
     obj.insert("creation_timestamp".into(), json!(m.creation_timestamp));
-    obj.insert("last_updated_timestamp".into(), json!(m.last_updated_timestamp));
+    obj.insert(
+        "last_updated_timestamp".into(),
+        json!(m.last_updated_timestamp),
+    );
     put_opt(&mut obj, "description", m.description.clone());
-    obj.insert("latest_versions".into(), Value::Array(m.latest_versions.iter().map(model_version).collect()));
+    obj.insert(
+        "latest_versions".into(),
+        Value::Array(m.latest_versions.iter().map(model_version).collect()),
+    );
     obj.insert("tags".into(), tags(&m.tags));
     obj.insert(
         "aliases".into(),
-        Value::Array(m.aliases.iter().map(|a| json!({"alias": a.alias, "version": a.version})).collect()),
+        Value::Array(
+            m.aliases
+                .iter()
+                .map(|a| json!({"alias": a.alias, "version": a.version}))
+                .collect(),
+        ),
     );
     Value::Object(obj)
 }

@@ -25,7 +25,10 @@ const MPU_STAGING: &str = "_kaizen_mpu";
 
 pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let mut r = mlflow(r, "2.0", "/artifacts/list", get(list_run_artifacts));
-    for prefix in ["/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts"] {
+    for prefix in [
+        "/api/2.0/mlflow-artifacts",
+        "/ajax-api/2.0/mlflow-artifacts",
+    ] {
         r = r
             .route(&format!("{prefix}/artifacts"), get(list_artifacts))
             .route(
@@ -33,8 +36,14 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
                 get(download).put(upload).delete(delete_artifact),
             )
             .route(&format!("{prefix}/mpu/create/{{*path}}"), post(mpu_create))
-            .route(&format!("{prefix}/mpu/upload/{{*path}}"), put(mpu_upload_part))
-            .route(&format!("{prefix}/mpu/complete/{{*path}}"), post(mpu_complete))
+            .route(
+                &format!("{prefix}/mpu/upload/{{*path}}"),
+                put(mpu_upload_part),
+            )
+            .route(
+                &format!("{prefix}/mpu/complete/{{*path}}"),
+                post(mpu_complete),
+            )
             .route(&format!("{prefix}/mpu/abort/{{*path}}"), post(mpu_abort));
     }
     r
@@ -43,7 +52,9 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
 fn checked(path: &str) -> Result<ArtifactPath, ApiError> {
     let p = ArtifactPath::parse(path)?;
     if p.as_str() == MPU_STAGING || p.as_str().starts_with(&format!("{MPU_STAGING}/")) {
-        return Err(ApiError::invalid(format!("Invalid artifact path '{path}': reserved prefix")));
+        return Err(ApiError::invalid(format!(
+            "Invalid artifact path '{path}': reserved prefix"
+        )));
     }
     Ok(p)
 }
@@ -85,21 +96,40 @@ async fn list_artifacts(State(s): State<AppState>, Req(req): Req<ListQuery>) -> 
 
 /// Lists `sub` under an artifact location, with paths relative to the location, as the
 /// tracking API's `artifacts/list` answers.
-pub(crate) async fn list_under(s: &AppState, location: &str, sub: &str) -> Result<Vec<Value>, ApiError> {
+pub(crate) async fn list_under(
+    s: &AppState,
+    location: &str,
+    sub: &str,
+) -> Result<Vec<Value>, ApiError> {
     let base = kaizen_tracking::proxy_path(location).ok_or_else(|| {
-        ApiError::invalid(format!("Artifacts at '{location}' are not served by this server"))
+        ApiError::invalid(format!(
+            "Artifacts at '{location}' are not served by this server"
+        ))
     })?;
     let base = checked(base)?;
     let sub_path = ArtifactPath::parse(sub)?;
-    let dir = if sub_path.is_root() { base.clone() } else { base.join(sub_path.as_str())? };
-    let prefix_len = if base.is_root() { 0 } else { base.as_str().len() + 1 };
-    Ok(s
-        .services
+    let dir = if sub_path.is_root() {
+        base.clone()
+    } else {
+        base.join(sub_path.as_str())?
+    };
+    let prefix_len = if base.is_root() {
+        0
+    } else {
+        base.as_str().len() + 1
+    };
+    Ok(s.services
         .artifacts
         .list(&dir)
         .await?
         .into_iter()
-        .map(|f| file_json(&f.path[prefix_len.min(f.path.len())..], f.is_dir, f.file_size))
+        .map(|f| {
+            file_json(
+                &f.path[prefix_len.min(f.path.len())..],
+                f.is_dir,
+                f.file_size,
+            )
+        })
         .collect())
 }
 
@@ -120,20 +150,38 @@ async fn list_run_artifacts(State(s): State<AppState>, Req(req): Req<RunListQuer
         .filter(|r| !r.is_empty())
         .ok_or_else(|| ApiError::invalid("Missing value for required parameter 'run_id'."))?;
     let run = s.services.tracking.get_run(&run_id).await?;
-    let files = list_under(&s, &run.info.artifact_uri, req.path.as_deref().unwrap_or("")).await?;
-    Ok(Json(json!({"root_uri": run.info.artifact_uri, "files": files})))
+    let files = list_under(
+        &s,
+        &run.info.artifact_uri,
+        req.path.as_deref().unwrap_or(""),
+    )
+    .await?;
+    Ok(Json(
+        json!({"root_uri": run.info.artifact_uri, "files": files}),
+    ))
 }
 
-async fn download(State(s): State<AppState>, Path(path): Path<String>) -> Result<Response, ApiError> {
+async fn download(
+    State(s): State<AppState>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
     let path = checked(&path)?;
     let (size, stream) = s.services.artifacts.get(&path).await?;
     let mime = guess_mime(path.as_str());
-    let name = path.as_str().rsplit('/').next().unwrap_or("artifact").replace('"', "");
+    let name = path
+        .as_str()
+        .rsplit('/')
+        .next()
+        .unwrap_or("artifact")
+        .replace('"', "");
     Ok((
         [
             (header::CONTENT_TYPE, mime.to_string()),
             (header::CONTENT_LENGTH, size.to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
         ],
         Body::from_stream(stream.map(|r| r.map_err(std::io::Error::other))),
     )
@@ -165,7 +213,10 @@ async fn stream_into(s: &AppState, path: &ArtifactPath, req: Request) -> Result<
             }
             Err(e) => {
                 let _ = upload.abort().await;
-                return Err(ApiError::invalid(format!("Upload of '{}' was interrupted: {e}", path.as_str())));
+                return Err(ApiError::invalid(format!(
+                    "Upload of '{}' was interrupted: {e}",
+                    path.as_str()
+                )));
             }
         }
     }
@@ -203,7 +254,11 @@ fn mpu_target(dir: &str, local_path: Option<&str>) -> Result<ArtifactPath, ApiEr
         .filter(|f| !f.is_empty())
         .ok_or_else(|| ApiError::invalid("Missing value for required parameter 'path'."))?;
     let dir = checked(dir)?;
-    Ok(if dir.is_root() { checked(file)? } else { dir.join(file)? })
+    Ok(if dir.is_root() {
+        checked(file)?
+    } else {
+        dir.join(file)?
+    })
 }
 
 fn valid_upload_id(id: &str) -> Result<(), ApiError> {
@@ -214,18 +269,26 @@ fn valid_upload_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn mpu_create( headers: HeaderMap, Path(dir): Path<String>, Req(req): Req<MpuCreate>) -> ApiResult {
+async fn mpu_create(
+    headers: HeaderMap,
+    Path(dir): Path<String>,
+    Req(req): Req<MpuCreate>,
+) -> ApiResult {
     let target = mpu_target(&dir, req.path.as_deref())?;
     let num_parts = req.num_parts.unwrap_or(1);
     if !(1..=10_000).contains(&num_parts) {
-        return Err(ApiError::invalid(format!("num_parts must be between 1 and 10000, got {num_parts}")));
+        return Err(ApiError::invalid(format!(
+            "num_parts must be between 1 and 10000, got {num_parts}"
+        )));
     }
     let upload_id = kaizen_core::ids::new_run_id();
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .ok_or_else(|| ApiError::invalid("A Host header is required for multipart uploads"))?;
-    let encoded_dir: String = url::form_urlencoded::byte_serialize(dir.as_bytes()).collect::<String>().replace("%2F", "/");
+    let encoded_dir: String = url::form_urlencoded::byte_serialize(dir.as_bytes())
+        .collect::<String>()
+        .replace("%2F", "/");
     let file = target.as_str().rsplit('/').next().unwrap_or("");
     let credentials: Vec<Value> = (1..=num_parts)
         .map(|n| {
@@ -239,7 +302,9 @@ async fn mpu_create( headers: HeaderMap, Path(dir): Path<String>, Req(req): Req<
             })
         })
         .collect();
-    Ok(Json(json!({"upload_id": upload_id, "credentials": credentials})))
+    Ok(Json(
+        json!({"upload_id": upload_id, "credentials": credentials}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -256,9 +321,15 @@ async fn mpu_upload_part(
 ) -> Result<Response, ApiError> {
     valid_upload_id(&q.upload_id)?;
     if !(1..=10_000).contains(&q.part_number) {
-        return Err(ApiError::invalid(format!("Invalid part_number {}", q.part_number)));
+        return Err(ApiError::invalid(format!(
+            "Invalid part_number {}",
+            q.part_number
+        )));
     }
-    let part = ArtifactPath::parse(&format!("{MPU_STAGING}/{}/{:05}", q.upload_id, q.part_number))?;
+    let part = ArtifactPath::parse(&format!(
+        "{MPU_STAGING}/{}/{:05}",
+        q.upload_id, q.part_number
+    ))?;
     let size = stream_into(&s, &part, req).await?;
     let etag = format!("\"{}-{size}\"", q.part_number);
     Ok((StatusCode::OK, [(header::ETAG, etag)], Json(json!({}))).into_response())
@@ -280,7 +351,11 @@ struct MpuComplete {
     parts: Vec<MpuPart>,
 }
 
-async fn mpu_complete(State(s): State<AppState>, Path(dir): Path<String>, Req(req): Req<MpuComplete>) -> ApiResult {
+async fn mpu_complete(
+    State(s): State<AppState>,
+    Path(dir): Path<String>,
+    Req(req): Req<MpuComplete>,
+) -> ApiResult {
     let target = mpu_target(&dir, req.path.as_deref())?;
     let upload_id = req.upload_id.unwrap_or_default();
     valid_upload_id(&upload_id)?;
@@ -288,7 +363,9 @@ async fn mpu_complete(State(s): State<AppState>, Path(dir): Path<String>, Req(re
     numbers.sort_unstable();
     numbers.dedup();
     if numbers.is_empty() {
-        return Err(ApiError::invalid("Missing value for required parameter 'parts'."));
+        return Err(ApiError::invalid(
+            "Missing value for required parameter 'parts'.",
+        ));
     }
     let store = &s.services.artifacts;
     let mut out = store.put_multipart(&target).await?;
@@ -298,7 +375,10 @@ async fn mpu_complete(State(s): State<AppState>, Path(dir): Path<String>, Req(re
             Ok(x) => x,
             Err(e) if e.is_not_found() => {
                 let _ = out.abort().await;
-                return Err(Error::invalid(format!("Part {n} of upload {upload_id} was never uploaded")).into());
+                return Err(Error::invalid(format!(
+                    "Part {n} of upload {upload_id} was never uploaded"
+                ))
+                .into());
             }
             Err(e) => return Err(e.into()),
         };
@@ -307,7 +387,9 @@ async fn mpu_complete(State(s): State<AppState>, Path(dir): Path<String>, Req(re
         }
     }
     out.finish().await?;
-    let _ = store.delete(&ArtifactPath::parse(&format!("{MPU_STAGING}/{upload_id}"))?).await;
+    let _ = store
+        .delete(&ArtifactPath::parse(&format!("{MPU_STAGING}/{upload_id}"))?)
+        .await;
     empty()
 }
 
@@ -317,7 +399,11 @@ struct MpuAbort {
     upload_id: Option<String>,
 }
 
-async fn mpu_abort(State(s): State<AppState>, Path(_dir): Path<String>, Req(req): Req<MpuAbort>) -> ApiResult {
+async fn mpu_abort(
+    State(s): State<AppState>,
+    Path(_dir): Path<String>,
+    Req(req): Req<MpuAbort>,
+) -> ApiResult {
     let upload_id = req.upload_id.unwrap_or_default();
     valid_upload_id(&upload_id)?;
     match s

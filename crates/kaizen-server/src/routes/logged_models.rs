@@ -17,11 +17,36 @@ use crate::extract::Req;
 pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = mlflow(r, "2.0", "/logged-models", post(create));
     let r = mlflow(r, "2.0", "/logged-models/search", post(search));
-    let r = mlflow(r, "2.0", "/logged-models/{model_id}", get(get_model).patch(finalize).delete(delete_model));
-    let r = mlflow(r, "2.0", "/logged-models/{model_id}/tags", axum::routing::patch(set_tags));
-    let r = mlflow(r, "2.0", "/logged-models/{model_id}/tags/{tag_key}", delete(delete_tag));
-    let r = mlflow(r, "2.0", "/logged-models/{model_id}/params", post(log_params));
-    let r = mlflow(r, "2.0", "/logged-models/{model_id}/artifacts/directories", get(list_artifacts));
+    let r = mlflow(
+        r,
+        "2.0",
+        "/logged-models/{model_id}",
+        get(get_model).patch(finalize).delete(delete_model),
+    );
+    let r = mlflow(
+        r,
+        "2.0",
+        "/logged-models/{model_id}/tags",
+        axum::routing::patch(set_tags),
+    );
+    let r = mlflow(
+        r,
+        "2.0",
+        "/logged-models/{model_id}/tags/{tag_key}",
+        delete(delete_tag),
+    );
+    let r = mlflow(
+        r,
+        "2.0",
+        "/logged-models/{model_id}/params",
+        post(log_params),
+    );
+    let r = mlflow(
+        r,
+        "2.0",
+        "/logged-models/{model_id}/artifacts/directories",
+        get(list_artifacts),
+    );
     mlflow(r, "3.0", "/server-info", get(server_info))
 }
 
@@ -57,10 +82,9 @@ struct Create {
 }
 
 async fn create(State(s): State<AppState>, Req(req): Req<Create>) -> ApiResult {
-    let experiment_id = req
-        .experiment_id
-        .filter(|e| !e.is_empty())
-        .ok_or_else(|| ApiError::invalid("Missing value for required parameter 'experiment_id'."))?;
+    let experiment_id = req.experiment_id.filter(|e| !e.is_empty()).ok_or_else(|| {
+        ApiError::invalid("Missing value for required parameter 'experiment_id'.")
+    })?;
     let model = s
         .services
         .tracking
@@ -87,12 +111,20 @@ struct Finalize {
     status: Option<String>,
 }
 
-async fn finalize(State(s): State<AppState>, Path(model_id): Path<String>, Req(req): Req<Finalize>) -> ApiResult {
+async fn finalize(
+    State(s): State<AppState>,
+    Path(model_id): Path<String>,
+    Req(req): Req<Finalize>,
+) -> ApiResult {
     let status = req
         .status
         .ok_or_else(|| ApiError::invalid("Missing value for required parameter 'status'."))?;
     let status = LoggedModelStatus::parse(&status)?;
-    let model = s.services.tracking.finalize_logged_model(&model_id, status).await?;
+    let model = s
+        .services
+        .tracking
+        .finalize_logged_model(&model_id, status)
+        .await?;
     Ok(Json(json!({"model": to_json::logged_model(&model)})))
 }
 
@@ -107,7 +139,11 @@ struct Tags {
     tags: Vec<WireTag>,
 }
 
-async fn set_tags(State(s): State<AppState>, Path(model_id): Path<String>, Req(req): Req<Tags>) -> ApiResult {
+async fn set_tags(
+    State(s): State<AppState>,
+    Path(model_id): Path<String>,
+    Req(req): Req<Tags>,
+) -> ApiResult {
     s.services
         .tracking
         .set_logged_model_tags(&model_id, &into_tags(req.tags, "tags")?)
@@ -115,8 +151,14 @@ async fn set_tags(State(s): State<AppState>, Path(model_id): Path<String>, Req(r
     empty()
 }
 
-async fn delete_tag(State(s): State<AppState>, Path((model_id, key)): Path<(String, String)>) -> ApiResult {
-    s.services.tracking.delete_logged_model_tag(&model_id, &key).await?;
+async fn delete_tag(
+    State(s): State<AppState>,
+    Path((model_id, key)): Path<(String, String)>,
+) -> ApiResult {
+    s.services
+        .tracking
+        .delete_logged_model_tag(&model_id, &key)
+        .await?;
     empty()
 }
 
@@ -126,7 +168,11 @@ struct Params {
     params: Vec<WireTag>,
 }
 
-async fn log_params(State(s): State<AppState>, Path(model_id): Path<String>, Req(req): Req<Params>) -> ApiResult {
+async fn log_params(
+    State(s): State<AppState>,
+    Path(model_id): Path<String>,
+    Req(req): Req<Params>,
+) -> ApiResult {
     s.services
         .tracking
         .log_logged_model_params(&model_id, &into_tags(req.params, "params")?)
@@ -162,7 +208,14 @@ async fn search(State(s): State<AppState>, Req(req): Req<Search>) -> ApiResult {
         .into_iter()
         .filter_map(|o| {
             let field = o.field_name?;
-            Some(format!("{field} {}", if o.ascending.unwrap_or(true) { "ASC" } else { "DESC" }))
+            Some(format!(
+                "{field} {}",
+                if o.ascending.unwrap_or(true) {
+                    "ASC"
+                } else {
+                    "DESC"
+                }
+            ))
         })
         .collect();
     let page = s
@@ -186,8 +239,17 @@ struct ListArtifacts {
     artifact_directory_path: Option<String>,
 }
 
-async fn list_artifacts(State(s): State<AppState>, Path(model_id): Path<String>, Req(req): Req<ListArtifacts>) -> ApiResult {
+async fn list_artifacts(
+    State(s): State<AppState>,
+    Path(model_id): Path<String>,
+    Req(req): Req<ListArtifacts>,
+) -> ApiResult {
     let model = s.services.tracking.get_logged_model(&model_id).await?;
-    let files = super::artifacts::list_under(&s, &model.artifact_location, req.artifact_directory_path.as_deref().unwrap_or("")).await?;
+    let files = super::artifacts::list_under(
+        &s,
+        &model.artifact_location,
+        req.artifact_directory_path.as_deref().unwrap_or(""),
+    )
+    .await?;
     Ok(Json(json!({"files": files})))
 }

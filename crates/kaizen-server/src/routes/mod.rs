@@ -20,7 +20,12 @@ pub fn empty() -> ApiResult {
 }
 
 /// Mounts `route` at `/api/<version>/mlflow<path>` and `/ajax-api/<version>/mlflow<path>`.
-pub(crate) fn mlflow(router: Router<AppState>, version: &str, path: &str, route: MethodRouter<AppState>) -> Router<AppState> {
+pub(crate) fn mlflow(
+    router: Router<AppState>,
+    version: &str,
+    path: &str,
+    route: MethodRouter<AppState>,
+) -> Router<AppState> {
     router
         .route(&format!("/api/{version}/mlflow{path}"), route.clone())
         .route(&format!("/ajax-api/{version}/mlflow{path}"), route)
@@ -40,7 +45,10 @@ pub fn router(state: AppState) -> Router<AppState> {
 }
 
 /// The identity of the caller, for audit records.
-pub(crate) fn actor(identity: Option<&crate::Identity>, reason: Option<String>) -> kaizen_tracking::Actor {
+pub(crate) fn actor(
+    identity: Option<&crate::Identity>,
+    reason: Option<String>,
+) -> kaizen_tracking::Actor {
     kaizen_tracking::Actor {
         user: identity.and_then(|i| i.user.clone()),
         reason,

@@ -18,14 +18,34 @@ use crate::extract::Req;
 pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = mlflow(r, "2.0", "/experiments/create", post(create_experiment));
     let r = mlflow(r, "2.0", "/experiments/get", get(get_experiment));
-    let r = mlflow(r, "2.0", "/experiments/get-by-name", get(get_experiment_by_name));
-    let r = mlflow(r, "2.0", "/experiments/search", get(search_experiments).post(search_experiments));
+    let r = mlflow(
+        r,
+        "2.0",
+        "/experiments/get-by-name",
+        get(get_experiment_by_name),
+    );
+    let r = mlflow(
+        r,
+        "2.0",
+        "/experiments/search",
+        get(search_experiments).post(search_experiments),
+    );
     let r = mlflow(r, "2.0", "/experiments/list", get(search_experiments));
     let r = mlflow(r, "2.0", "/experiments/update", post(update_experiment));
     let r = mlflow(r, "2.0", "/experiments/delete", post(delete_experiment));
     let r = mlflow(r, "2.0", "/experiments/restore", post(restore_experiment));
-    let r = mlflow(r, "2.0", "/experiments/set-experiment-tag", post(set_experiment_tag));
-    let r = mlflow(r, "2.0", "/experiments/delete-experiment-tag", post(delete_experiment_tag));
+    let r = mlflow(
+        r,
+        "2.0",
+        "/experiments/set-experiment-tag",
+        post(set_experiment_tag),
+    );
+    let r = mlflow(
+        r,
+        "2.0",
+        "/experiments/delete-experiment-tag",
+        post(delete_experiment_tag),
+    );
     let r = mlflow(r, "2.0", "/runs/create", post(create_run));
     let r = mlflow(r, "2.0", "/runs/get", get(get_run));
     let r = mlflow(r, "2.0", "/runs/update", post(update_run));
@@ -40,7 +60,12 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = mlflow(r, "2.0", "/runs/log-inputs", post(log_inputs));
     let r = mlflow(r, "2.0", "/runs/outputs", post(log_outputs));
     let r = mlflow(r, "2.0", "/metrics/get-history", get(get_metric_history));
-    mlflow(r, "2.0", "/metrics/get-history-bulk-interval", get(get_metric_history_bulk))
+    mlflow(
+        r,
+        "2.0",
+        "/metrics/get-history-bulk-interval",
+        get(get_metric_history_bulk),
+    )
 }
 
 fn required(field: Option<String>, name: &str) -> Result<String, ApiError> {
@@ -67,7 +92,10 @@ pub struct WireTag {
 
 impl WireTag {
     fn into_tag(self, what: &str) -> Result<Tag, ApiError> {
-        Ok(Tag::new(required(self.key, &format!("{what}.key"))?, self.value.unwrap_or_default()))
+        Ok(Tag::new(
+            required(self.key, &format!("{what}.key"))?,
+            self.value.unwrap_or_default(),
+        ))
     }
 }
 
@@ -87,10 +115,17 @@ struct CreateExperiment {
     tags: Vec<WireTag>,
 }
 
-async fn create_experiment(State(s): State<AppState>, Req(req): Req<CreateExperiment>) -> ApiResult {
+async fn create_experiment(
+    State(s): State<AppState>,
+    Req(req): Req<CreateExperiment>,
+) -> ApiResult {
     let name = required(req.name, "name")?;
     let tags = into_tags(req.tags, "tags")?;
-    let id = s.services.tracking.create_experiment(&name, req.artifact_location.as_deref(), &tags).await?;
+    let id = s
+        .services
+        .tracking
+        .create_experiment(&name, req.artifact_location.as_deref(), &tags)
+        .await?;
     Ok(Json(json!({"experiment_id": id})))
 }
 
@@ -112,7 +147,10 @@ struct ExperimentName {
     experiment_name: Option<String>,
 }
 
-async fn get_experiment_by_name(State(s): State<AppState>, Req(req): Req<ExperimentName>) -> ApiResult {
+async fn get_experiment_by_name(
+    State(s): State<AppState>,
+    Req(req): Req<ExperimentName>,
+) -> ApiResult {
     let name = required(req.experiment_name, "experiment_name")?;
     let e = s.services.tracking.get_experiment_by_name(&name).await?;
     Ok(Json(json!({"experiment": to_json::experiment(&e)})))
@@ -132,7 +170,10 @@ struct SearchExperiments {
     view_type: Option<String>,
 }
 
-async fn search_experiments(State(s): State<AppState>, Req(req): Req<SearchExperiments>) -> ApiResult {
+async fn search_experiments(
+    State(s): State<AppState>,
+    Req(req): Req<SearchExperiments>,
+) -> ApiResult {
     let page = s
         .services
         .tracking
@@ -144,7 +185,8 @@ async fn search_experiments(State(s): State<AppState>, Req(req): Req<SearchExper
             req.page_token.as_deref(),
         )
         .await?;
-    let body = json!({"experiments": page.items.iter().map(to_json::experiment).collect::<Vec<_>>()});
+    let body =
+        json!({"experiments": page.items.iter().map(to_json::experiment).collect::<Vec<_>>()});
     Ok(Json(to_json::with_page_token(body, page.next_page_token)))
 }
 
@@ -156,7 +198,10 @@ struct UpdateExperiment {
     new_name: Option<String>,
 }
 
-async fn update_experiment(State(s): State<AppState>, Req(req): Req<UpdateExperiment>) -> ApiResult {
+async fn update_experiment(
+    State(s): State<AppState>,
+    Req(req): Req<UpdateExperiment>,
+) -> ApiResult {
     let id = required(req.experiment_id, "experiment_id")?;
     if let Some(name) = req.new_name {
         s.services.tracking.rename_experiment(&id, &name).await?;
@@ -198,7 +243,10 @@ async fn set_experiment_tag(State(s): State<AppState>, Req(req): Req<ExperimentT
     empty()
 }
 
-async fn delete_experiment_tag(State(s): State<AppState>, Req(req): Req<ExperimentTag>) -> ApiResult {
+async fn delete_experiment_tag(
+    State(s): State<AppState>,
+    Req(req): Req<ExperimentTag>,
+) -> ApiResult {
     let id = required(req.experiment_id, "experiment_id")?;
     let key = required(req.key, "key")?;
     s.services.tracking.delete_experiment_tag(&id, &key).await?;
@@ -231,7 +279,9 @@ async fn create_run(
         .tracking
         .create_run(NewRun {
             experiment_id: req.experiment_id,
-            user_id: req.user_id.or_else(|| identity.and_then(|i| i.user.clone())),
+            user_id: req
+                .user_id
+                .or_else(|| identity.and_then(|i| i.user.clone())),
             start_time: req.start_time,
             run_name: req.run_name,
             tags: into_tags(req.tags, "tags")?,
@@ -250,7 +300,10 @@ struct RunId {
 
 impl RunId {
     fn get(self) -> Result<String, ApiError> {
-        required(self.run_id.filter(|s| !s.is_empty()).or(self.run_uuid), "run_id")
+        required(
+            self.run_id.filter(|s| !s.is_empty()).or(self.run_uuid),
+            "run_id",
+        )
     }
 }
 
@@ -274,9 +327,21 @@ struct UpdateRun {
 }
 
 async fn update_run(State(s): State<AppState>, Req(req): Req<UpdateRun>) -> ApiResult {
-    let run_id = RunId { run_id: req.run_id, run_uuid: req.run_uuid }.get()?;
-    let status = req.status.filter(|s| !s.is_empty()).map(|s| RunStatus::parse(&s)).transpose()?;
-    let info = s.services.tracking.update_run(&run_id, status, req.end_time, req.run_name).await?;
+    let run_id = RunId {
+        run_id: req.run_id,
+        run_uuid: req.run_uuid,
+    }
+    .get()?;
+    let status = req
+        .status
+        .filter(|s| !s.is_empty())
+        .map(|s| RunStatus::parse(&s))
+        .transpose()?;
+    let info = s
+        .services
+        .tracking
+        .update_run(&run_id, status, req.end_time, req.run_name)
+        .await?;
     Ok(Json(json!({"run_info": to_json::run_info(&info)})))
 }
 
@@ -346,15 +411,21 @@ impl WireMetric {
         let key = required(self.key, "key")?;
         let value = match &self.value {
             None | Some(serde_json::Value::Null) => {
-                return Err(ApiError::invalid(format!("Missing value for required parameter 'value' of metric '{key}'.")));
+                return Err(ApiError::invalid(format!(
+                    "Missing value for required parameter 'value' of metric '{key}'."
+                )));
             }
             Some(v) => de::parse_f64(v).map_err(|e| {
-                ApiError::invalid(format!("Invalid value for metric '{key}': {e}. Metric values must be numbers"))
+                ApiError::invalid(format!(
+                    "Invalid value for metric '{key}': {e}. Metric values must be numbers"
+                ))
             })?,
         };
-        let timestamp = self
-            .timestamp
-            .ok_or_else(|| ApiError::invalid(format!("Missing value for required parameter 'timestamp' of metric '{key}'.")))?;
+        let timestamp = self.timestamp.ok_or_else(|| {
+            ApiError::invalid(format!(
+                "Missing value for required parameter 'timestamp' of metric '{key}'."
+            ))
+        })?;
         let mut m = Metric::new(key, value, timestamp, self.step.unwrap_or(0));
         m.model_id = self.model_id.filter(|s| !s.is_empty());
         m.dataset_name = self.dataset_name.filter(|s| !s.is_empty());
@@ -374,8 +445,15 @@ struct LogMetric {
 }
 
 async fn log_metric(State(s): State<AppState>, Req(req): Req<LogMetric>) -> ApiResult {
-    let run_id = RunId { run_id: req.run_id, run_uuid: req.run_uuid }.get()?;
-    s.services.tracking.log_metric(&run_id, req.metric.into_metric()?).await?;
+    let run_id = RunId {
+        run_id: req.run_id,
+        run_uuid: req.run_uuid,
+    }
+    .get()?;
+    s.services
+        .tracking
+        .log_metric(&run_id, req.metric.into_metric()?)
+        .await?;
     empty()
 }
 
@@ -392,17 +470,28 @@ struct KeyValue {
 }
 
 async fn log_param(State(s): State<AppState>, Req(req): Req<KeyValue>) -> ApiResult {
-    let run_id = RunId { run_id: req.run_id, run_uuid: req.run_uuid }.get()?;
+    let run_id = RunId {
+        run_id: req.run_id,
+        run_uuid: req.run_uuid,
+    }
+    .get()?;
     let key = required(req.key, "key")?;
     let value = req
         .value
         .ok_or_else(|| ApiError::invalid("Missing value for required parameter 'value'."))?;
-    s.services.tracking.log_param(&run_id, Tag::new(key, value)).await?;
+    s.services
+        .tracking
+        .log_param(&run_id, Tag::new(key, value))
+        .await?;
     empty()
 }
 
 async fn set_tag(State(s): State<AppState>, Req(req): Req<KeyValue>) -> ApiResult {
-    let run_id = RunId { run_id: req.run_id, run_uuid: req.run_uuid }.get()?;
+    let run_id = RunId {
+        run_id: req.run_id,
+        run_uuid: req.run_uuid,
+    }
+    .get()?;
     let key = required(req.key, "key")?;
     s.services
         .tracking
@@ -412,7 +501,11 @@ async fn set_tag(State(s): State<AppState>, Req(req): Req<KeyValue>) -> ApiResul
 }
 
 async fn delete_tag(State(s): State<AppState>, Req(req): Req<KeyValue>) -> ApiResult {
-    let run_id = RunId { run_id: req.run_id, run_uuid: req.run_uuid }.get()?;
+    let run_id = RunId {
+        run_id: req.run_id,
+        run_uuid: req.run_uuid,
+    }
+    .get()?;
     let key = required(req.key, "key")?;
     s.services.tracking.delete_tag(&run_id, &key).await?;
     empty()
@@ -432,10 +525,17 @@ struct LogBatch {
 
 async fn log_batch(State(s): State<AppState>, Req(req): Req<LogBatch>) -> ApiResult {
     let run_id = required(req.run_id, "run_id")?;
-    let metrics = req.metrics.into_iter().map(WireMetric::into_metric).collect::<Result<Vec<_>, _>>()?;
+    let metrics = req
+        .metrics
+        .into_iter()
+        .map(WireMetric::into_metric)
+        .collect::<Result<Vec<_>, _>>()?;
     let params = into_tags(req.params, "params")?;
     let tags = into_tags(req.tags, "tags")?;
-    s.services.tracking.log_batch(&run_id, &metrics, &params, &tags).await?;
+    s.services
+        .tracking
+        .log_batch(&run_id, &metrics, &params, &tags)
+        .await?;
     empty()
 }
 
@@ -473,7 +573,12 @@ struct WireModelIo {
 fn into_models(models: Vec<WireModelIo>) -> Result<Vec<ModelIo>, ApiError> {
     models
         .into_iter()
-        .map(|m| Ok(ModelIo { model_id: required(m.model_id, "model_id")?, step: m.step }))
+        .map(|m| {
+            Ok(ModelIo {
+                model_id: required(m.model_id, "model_id")?,
+                step: m.step,
+            })
+        })
         .collect()
 }
 
@@ -491,7 +596,9 @@ async fn log_inputs(State(s): State<AppState>, Req(req): Req<LogInputs>) -> ApiR
     let run_id = required(req.run_id, "run_id")?;
     let mut datasets = Vec::new();
     for d in req.datasets {
-        let ds = d.dataset.ok_or_else(|| ApiError::invalid("A dataset input needs a 'dataset'"))?;
+        let ds = d
+            .dataset
+            .ok_or_else(|| ApiError::invalid("A dataset input needs a 'dataset'"))?;
         datasets.push(DatasetInput {
             tags: into_tags(d.tags, "tags")?,
             dataset: Dataset {
@@ -505,7 +612,10 @@ async fn log_inputs(State(s): State<AppState>, Req(req): Req<LogInputs>) -> ApiR
         });
     }
     let models = into_models(req.models)?;
-    s.services.tracking.log_inputs(&run_id, &datasets, &models).await?;
+    s.services
+        .tracking
+        .log_inputs(&run_id, &datasets, &models)
+        .await?;
     empty()
 }
 
@@ -519,7 +629,10 @@ struct LogOutputs {
 
 async fn log_outputs(State(s): State<AppState>, Req(req): Req<LogOutputs>) -> ApiResult {
     let run_id = required(req.run_id, "run_id")?;
-    s.services.tracking.log_outputs(&run_id, &into_models(req.models)?).await?;
+    s.services
+        .tracking
+        .log_outputs(&run_id, &into_models(req.models)?)
+        .await?;
     empty()
 }
 
@@ -537,8 +650,15 @@ struct GetMetricHistory {
     max_results: Option<i64>,
 }
 
-async fn get_metric_history(State(s): State<AppState>, Req(req): Req<GetMetricHistory>) -> ApiResult {
-    let run_id = RunId { run_id: req.run_id, run_uuid: req.run_uuid }.get()?;
+async fn get_metric_history(
+    State(s): State<AppState>,
+    Req(req): Req<GetMetricHistory>,
+) -> ApiResult {
+    let run_id = RunId {
+        run_id: req.run_id,
+        run_uuid: req.run_uuid,
+    }
+    .get()?;
     let key = required(req.metric_key, "metric_key")?;
     let page = s
         .services
@@ -560,15 +680,24 @@ struct BulkInterval {
 }
 
 /// Histories of one metric over several runs, as the MLflow UI's charts ask for them.
-async fn get_metric_history_bulk(State(s): State<AppState>, Req(req): Req<BulkInterval>) -> ApiResult {
+async fn get_metric_history_bulk(
+    State(s): State<AppState>,
+    Req(req): Req<BulkInterval>,
+) -> ApiResult {
     let key = required(req.metric_key, "metric_key")?;
     if req.run_ids.is_empty() || req.run_ids.len() > 100 {
-        return Err(ApiError::invalid("'run_ids' must name between 1 and 100 runs"));
+        return Err(ApiError::invalid(
+            "'run_ids' must name between 1 and 100 runs",
+        ));
     }
     let max = req.max_results.unwrap_or(320).clamp(1, 2500);
     let mut out = Vec::new();
     for run_id in &req.run_ids {
-        let page = s.services.tracking.get_metric_history(run_id, &key, None, None).await?;
+        let page = s
+            .services
+            .tracking
+            .get_metric_history(run_id, &key, None, None)
+            .await?;
         let points = &page.items;
         // Keep at most `max` points per run, evenly spread, always with the first and last.
         let stride = points.len().div_ceil(max as usize).max(1);

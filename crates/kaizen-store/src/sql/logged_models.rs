@@ -37,9 +37,15 @@ impl SqlStore {
         if models.is_empty() {
             return Ok(models);
         }
-        let index: HashMap<String, usize> = models.iter().enumerate().map(|(i, m)| (m.model_id.clone(), i)).collect();
+        let index: HashMap<String, usize> = models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.model_id.clone(), i))
+            .collect();
         for table in ["logged_model_tags", "logged_model_params"] {
-            let mut sql = Sql::new(format!("SELECT model_id, key, value FROM {table} WHERE model_id IN ("));
+            let mut sql = Sql::new(format!(
+                "SELECT model_id, key, value FROM {table} WHERE model_id IN ("
+            ));
             let list: Vec<String> = index.keys().map(|k| sql.arg(Arg::Str(k.clone()))).collect();
             sql.push(&list.join(", ")).push(") ORDER BY key");
             for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
@@ -57,10 +63,16 @@ impl SqlStore {
              FROM logged_model_metrics WHERE model_id IN (",
         );
         let list: Vec<String> = index.keys().map(|k| sql.arg(Arg::Str(k.clone()))).collect();
-        sql.push(&list.join(", ")).push(") ORDER BY key, step, timestamp");
+        sql.push(&list.join(", "))
+            .push(") ORDER BY key, step, timestamp");
         for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
             let i = index[&row.get::<String, _>("model_id")];
-            let mut m = Metric::new(row.get::<String, _>("key"), metric_value(&row), row.get("timestamp"), row.get("step"));
+            let mut m = Metric::new(
+                row.get::<String, _>("key"),
+                metric_value(&row),
+                row.get("timestamp"),
+                row.get("step"),
+            );
             m.run_id = Some(row.get("run_uuid"));
             m.model_id = Some(models[i].model_id.clone());
             m.dataset_name = opt_str(&row, "dataset_name");
@@ -73,13 +85,17 @@ impl SqlStore {
     pub(crate) async fn create_logged_model_impl(&self, model: &LoggedModel) -> Result<()> {
         let exp_id = experiment_key(&model.experiment_id)?;
         let mut tx = self.write.begin().await.map_err(db_err)?;
-        let exists = sqlx::query("SELECT lifecycle_stage FROM experiments WHERE experiment_id = $1")
-            .bind(exp_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let exists =
+            sqlx::query("SELECT lifecycle_stage FROM experiments WHERE experiment_id = $1")
+                .bind(exp_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
         if exists.is_none() {
-            return Err(Error::not_found(format!("No Experiment with id={} exists", model.experiment_id)));
+            return Err(Error::not_found(format!(
+                "No Experiment with id={} exists",
+                model.experiment_id
+            )));
         }
         sqlx::query(
             "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, creation_timestamp_ms, \
@@ -99,7 +115,10 @@ impl SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        for (table, items) in [("logged_model_tags", &model.tags), ("logged_model_params", &model.params)] {
+        for (table, items) in [
+            ("logged_model_tags", &model.tags),
+            ("logged_model_params", &model.params),
+        ] {
             for t in items {
                 sqlx::query(&format!(
                     "INSERT INTO {table} (model_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value"
@@ -117,16 +136,25 @@ impl SqlStore {
     }
 
     pub(crate) async fn get_logged_model_impl(&self, model_id: &str) -> Result<LoggedModel> {
-        let row = sqlx::query("SELECT * FROM logged_models WHERE model_id = $1 AND lifecycle_stage = 'active'")
-            .bind(model_id)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| not_found(model_id))?;
-        Ok(self.hydrate_models(vec![model_from_row(&row)?]).await?.remove(0))
+        let row = sqlx::query(
+            "SELECT * FROM logged_models WHERE model_id = $1 AND lifecycle_stage = 'active'",
+        )
+        .bind(model_id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| not_found(model_id))?;
+        Ok(self
+            .hydrate_models(vec![model_from_row(&row)?])
+            .await?
+            .remove(0))
     }
 
-    pub(crate) async fn finalize_logged_model_impl(&self, model_id: &str, status: LoggedModelStatus) -> Result<LoggedModel> {
+    pub(crate) async fn finalize_logged_model_impl(
+        &self,
+        model_id: &str,
+        status: LoggedModelStatus,
+    ) -> Result<LoggedModel> {
         let result = sqlx::query(
             "UPDATE logged_models SET status = $1, last_updated_timestamp_ms = $2 WHERE model_id = $3 AND lifecycle_stage = 'active'",
         )
@@ -157,17 +185,29 @@ impl SqlStore {
         Ok(())
     }
 
-    async fn upsert_model_kv(&self, table: &str, model_id: &str, items: &[Tag], replace: bool) -> Result<()> {
+    async fn upsert_model_kv(
+        &self,
+        table: &str,
+        model_id: &str,
+        items: &[Tag],
+        replace: bool,
+    ) -> Result<()> {
         let mut tx = self.write.begin().await.map_err(db_err)?;
-        let exists = sqlx::query("SELECT 1 FROM logged_models WHERE model_id = $1 AND lifecycle_stage = 'active'")
-            .bind(model_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let exists = sqlx::query(
+            "SELECT 1 FROM logged_models WHERE model_id = $1 AND lifecycle_stage = 'active'",
+        )
+        .bind(model_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
         if exists.is_none() {
             return Err(not_found(model_id));
         }
-        let conflict = if replace { "DO UPDATE SET value = excluded.value" } else { "DO NOTHING" };
+        let conflict = if replace {
+            "DO UPDATE SET value = excluded.value"
+        } else {
+            "DO NOTHING"
+        };
         for t in items {
             sqlx::query(&format!(
                 "INSERT INTO {table} (model_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (model_id, key) {conflict}"
@@ -183,15 +223,29 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(crate) async fn set_logged_model_tags_impl(&self, model_id: &str, tags: &[Tag]) -> Result<()> {
-        self.upsert_model_kv("logged_model_tags", model_id, tags, true).await
+    pub(crate) async fn set_logged_model_tags_impl(
+        &self,
+        model_id: &str,
+        tags: &[Tag],
+    ) -> Result<()> {
+        self.upsert_model_kv("logged_model_tags", model_id, tags, true)
+            .await
     }
 
-    pub(crate) async fn log_logged_model_params_impl(&self, model_id: &str, params: &[Param]) -> Result<()> {
-        self.upsert_model_kv("logged_model_params", model_id, params, false).await
+    pub(crate) async fn log_logged_model_params_impl(
+        &self,
+        model_id: &str,
+        params: &[Param],
+    ) -> Result<()> {
+        self.upsert_model_kv("logged_model_params", model_id, params, false)
+            .await
     }
 
-    pub(crate) async fn delete_logged_model_tag_impl(&self, model_id: &str, key: &str) -> Result<()> {
+    pub(crate) async fn delete_logged_model_tag_impl(
+        &self,
+        model_id: &str,
+        key: &str,
+    ) -> Result<()> {
         self.get_logged_model_impl(model_id).await?;
         let result = sqlx::query("DELETE FROM logged_model_tags WHERE model_id = $1 AND key = $2")
             .bind(model_id)
@@ -200,13 +254,20 @@ impl SqlStore {
             .await
             .map_err(db_err)?;
         if result.rows_affected() == 0 {
-            return Err(Error::not_found(format!("No tag with key '{key}' on logged model '{model_id}'")));
+            return Err(Error::not_found(format!(
+                "No tag with key '{key}' on logged model '{model_id}'"
+            )));
         }
         Ok(())
     }
 
-    pub(crate) async fn search_logged_models_impl(&self, experiment_ids: &[String], query: &SearchQuery) -> Result<Vec<LoggedModel>> {
-        let mut sql = Sql::new("SELECT m.* FROM logged_models m WHERE m.lifecycle_stage = 'active'");
+    pub(crate) async fn search_logged_models_impl(
+        &self,
+        experiment_ids: &[String],
+        query: &SearchQuery,
+    ) -> Result<Vec<LoggedModel>> {
+        let mut sql =
+            Sql::new("SELECT m.* FROM logged_models m WHERE m.lifecycle_stage = 'active'");
         if !experiment_ids.is_empty() {
             let mut ids = Vec::new();
             for id in experiment_ids {
@@ -219,12 +280,16 @@ impl SqlStore {
                 (Some(EntityType::Tag), key, Value::Str(v)) if c.op == Op::Eq => {
                     let k = sql.arg(Arg::Str(key.to_string()));
                     let v = sql.arg(Arg::Str(v.clone()));
-                    format!("m.model_id IN (SELECT model_id FROM logged_model_tags WHERE key = {k} AND value = {v})")
+                    format!(
+                        "m.model_id IN (SELECT model_id FROM logged_model_tags WHERE key = {k} AND value = {v})"
+                    )
                 }
                 (Some(EntityType::Param), key, Value::Str(v)) if c.op == Op::Eq => {
                     let k = sql.arg(Arg::Str(key.to_string()));
                     let v = sql.arg(Arg::Str(v.clone()));
-                    format!("m.model_id IN (SELECT model_id FROM logged_model_params WHERE key = {k} AND value = {v})")
+                    format!(
+                        "m.model_id IN (SELECT model_id FROM logged_model_params WHERE key = {k} AND value = {v})"
+                    )
                 }
                 (Some(EntityType::Metric), key, Value::Num(n)) if c.op.is_numeric() => {
                     let k = sql.arg(Arg::Str(key.to_string()));
@@ -234,16 +299,24 @@ impl SqlStore {
                         c.op.as_sql()
                     )
                 }
-                (None | Some(EntityType::Attribute), "name" | "model_type" | "source_run_id" | "status" | "model_id", Value::Str(v))
-                    if matches!(c.op, Op::Eq | Op::Ne) =>
-                {
+                (
+                    None | Some(EntityType::Attribute),
+                    "name" | "model_type" | "source_run_id" | "status" | "model_id",
+                    Value::Str(v),
+                ) if matches!(c.op, Op::Eq | Op::Ne) => {
                     let v = sql.arg(Arg::Str(v.clone()));
                     format!("m.{} {} {v}", c.key, c.op.as_sql())
                 }
-                (None | Some(EntityType::Attribute), "creation_timestamp" | "creation_time" | "last_updated_timestamp", Value::Num(n))
-                    if c.op.is_numeric() =>
-                {
-                    let column = if c.key.starts_with("creation") { "creation_timestamp_ms" } else { "last_updated_timestamp_ms" };
+                (
+                    None | Some(EntityType::Attribute),
+                    "creation_timestamp" | "creation_time" | "last_updated_timestamp",
+                    Value::Num(n),
+                ) if c.op.is_numeric() => {
+                    let column = if c.key.starts_with("creation") {
+                        "creation_timestamp_ms"
+                    } else {
+                        "last_updated_timestamp_ms"
+                    };
                     let v = sql.arg(Arg::I64(*n as i64));
                     format!("m.{column} {} {v}", c.op.as_sql())
                 }
@@ -264,9 +337,16 @@ impl SqlStore {
                 "creation_timestamp" | "creation_time" => "m.creation_timestamp_ms",
                 "last_updated_timestamp" => "m.last_updated_timestamp_ms",
                 "model_id" => "m.model_id",
-                other => return Err(Error::invalid(format!("Unsupported logged model order_by key '{other}'"))),
+                other => {
+                    return Err(Error::invalid(format!(
+                        "Unsupported logged model order_by key '{other}'"
+                    )));
+                }
             };
-            order.push(format!("{column} {}", if o.ascending { "ASC" } else { "DESC" }));
+            order.push(format!(
+                "{column} {}",
+                if o.ascending { "ASC" } else { "DESC" }
+            ));
         }
         order.push("m.creation_timestamp_ms DESC".into());
         order.push("m.model_id ASC".into());
@@ -275,7 +355,10 @@ impl SqlStore {
         let offset = sql.arg(Arg::I64(query.offset));
         sql.push(&format!(" LIMIT {limit} OFFSET {offset}"));
         let rows = sql.query().fetch_all(&self.read).await.map_err(db_err)?;
-        let models = rows.iter().map(model_from_row).collect::<Result<Vec<_>>>()?;
+        let models = rows
+            .iter()
+            .map(model_from_row)
+            .collect::<Result<Vec<_>>>()?;
         self.hydrate_models(models).await
     }
 
@@ -286,7 +369,9 @@ impl SqlStore {
         metrics: &[Metric],
     ) -> Result<()> {
         for m in metrics {
-            let Some(model_id) = &m.model_id else { continue };
+            let Some(model_id) = &m.model_id else {
+                continue;
+            };
             let (is_nan, value) = super::stored_value(m.value);
             sqlx::query(
                 "INSERT INTO logged_model_metrics (model_id, key, run_uuid, step, timestamp, is_nan, value, dataset_name, dataset_digest) \

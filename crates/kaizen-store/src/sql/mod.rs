@@ -122,7 +122,9 @@ pub struct SqlStore {
 
 impl std::fmt::Debug for SqlStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlStore").field("dialect", &self.dialect).finish()
+        f.debug_struct("SqlStore")
+            .field("dialect", &self.dialect)
+            .finish()
     }
 }
 
@@ -135,15 +137,24 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(d) => {
             d.is_unique_violation()
-                || d.code().is_some_and(|c| c == "2067" || c == "1555" || c == "23505")
+                || d.code()
+                    .is_some_and(|c| c == "2067" || c == "1555" || c == "23505")
         }
         _ => false,
     }
 }
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "initial", include_str!("../../migrations/0001_initial.sql")),
-    (2, "audit_previous_name", include_str!("../../migrations/0002_audit_previous_name.sql")),
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/0001_initial.sql"),
+    ),
+    (
+        2,
+        "audit_previous_name",
+        include_str!("../../migrations/0002_audit_previous_name.sql"),
+    ),
 ];
 
 impl SqlStore {
@@ -196,7 +207,12 @@ impl SqlStore {
                 .acquire_timeout(Duration::from_secs(30))
                 .connect(uri)
                 .await
-                .map_err(|e| Error::internal(format!("cannot connect to PostgreSQL at {}", redact(uri)), e))?;
+                .map_err(|e| {
+                    Error::internal(
+                        format!("cannot connect to PostgreSQL at {}", redact(uri)),
+                        e,
+                    )
+                })?;
             Self {
                 dialect: Dialect::Postgres,
                 read: pool.clone(),
@@ -240,18 +256,24 @@ impl SqlStore {
                 .replace("{double}", double)
                 .replace("{now}", &now);
             let mut tx = self.write.begin().await.map_err(db_err)?;
-            for statement in sql.split(';').map(str::trim).filter(|s| !strip_comments(s).is_empty()) {
+            for statement in sql
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !strip_comments(s).is_empty())
+            {
                 tx.execute(statement).await.map_err(|e| {
                     Error::internal(format!("migration {version} ({name}) failed"), e)
                 })?;
             }
-            sqlx::query("INSERT INTO kaizen_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-                .bind(*version)
-                .bind(*name)
-                .bind(kaizen_core::now_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            sqlx::query(
+                "INSERT INTO kaizen_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(*version)
+            .bind(*name)
+            .bind(kaizen_core::now_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
             tx.commit().await.map_err(db_err)?;
             tracing::info!(version, name, "applied migration");
         }
@@ -298,7 +320,11 @@ fn strip_comments(s: &str) -> String {
 /// `sqlite:///abs/x.db` → `/abs/x.db`; `sqlite://rel.db` → `rel.db`; `sqlite::memory:` stays.
 fn sqlite_path(uri: &str) -> Result<String> {
     let rest = uri.strip_prefix("sqlite:").unwrap_or(uri);
-    let path = if let Some(p) = rest.strip_prefix("//") { p } else { rest };
+    let path = if let Some(p) = rest.strip_prefix("//") {
+        p
+    } else {
+        rest
+    };
     let path = path.split('?').next().unwrap_or(path);
     if path.is_empty() {
         return Err(Error::invalid(format!("SQLite URI '{uri}' names no file")));
@@ -324,8 +350,14 @@ pub(crate) fn opt_str(row: &AnyRow, col: &str) -> Option<String> {
 
 /// Reads a metric value, restoring NaN from the `is_nan` flag.
 pub(crate) fn metric_value(row: &AnyRow) -> f64 {
-    let is_nan: i64 = row.try_get::<i64, _>("is_nan").unwrap_or_else(|_| i64::from(row.get::<i16, _>("is_nan")));
-    if is_nan != 0 { f64::NAN } else { row.get::<f64, _>("value") }
+    let is_nan: i64 = row
+        .try_get::<i64, _>("is_nan")
+        .unwrap_or_else(|_| i64::from(row.get::<i16, _>("is_nan")));
+    if is_nan != 0 {
+        f64::NAN
+    } else {
+        row.get::<f64, _>("value")
+    }
 }
 
 /// Splits a value into the stored (is_nan, value) pair.

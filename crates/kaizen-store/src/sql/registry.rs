@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 use kaizen_core::search::{Comparison, EntityType, Op, OrderBy, Value};
-use kaizen_core::{AuditEntry, Error, ModelAlias, ModelVersion, RegisteredModel, Result, Stage, Tag};
+use kaizen_core::{
+    AuditEntry, Error, ModelAlias, ModelVersion, RegisteredModel, Result, Stage, Tag,
+};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -50,12 +52,20 @@ fn model_not_found(name: &str) -> Error {
 }
 
 fn version_not_found(name: &str, version: i64) -> Error {
-    Error::not_found(format!("Model Version (name={name}, version={version}) not found"))
+    Error::not_found(format!(
+        "Model Version (name={name}, version={version}) not found"
+    ))
 }
 
 /// A missing model reads as a missing version, as in MLflow.
 fn as_version_not_found(name: &str, version: i64) -> impl FnOnce(Error) -> Error + '_ {
-    move |e| if e.is_not_found() { version_not_found(name, version) } else { e }
+    move |e| {
+        if e.is_not_found() {
+            version_not_found(name, version)
+        } else {
+            e
+        }
+    }
 }
 
 fn model_exists(name: &str) -> Error {
@@ -133,7 +143,10 @@ fn str_list(sql: &mut Sql, items: &[String]) -> String {
 /// The distinct values of `items`, in first-seen order.
 fn distinct(items: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut seen = HashSet::new();
-    items.into_iter().filter(|s| seen.insert(s.clone())).collect()
+    items
+        .into_iter()
+        .filter(|s| seen.insert(s.clone()))
+        .collect()
 }
 
 /// The last value of each key wins, as MLflow builds a dict from the tag list.
@@ -151,11 +164,14 @@ fn dedup_tags(tags: &[Tag]) -> Vec<(&str, &str)> {
 /// Takes the registered model's row for the rest of the transaction (a row lock on PostgreSQL),
 /// failing with NOT_FOUND when there is no such model.
 async fn lock_model(c: &mut AnyConnection, d: Dialect, name: &str) -> Result<()> {
-    let found = sqlx::query(&format!("SELECT name FROM registered_models WHERE name = $1{}", for_update(d)))
-        .bind(name)
-        .fetch_optional(&mut *c)
-        .await
-        .map_err(db_err)?;
+    let found = sqlx::query(&format!(
+        "SELECT name FROM registered_models WHERE name = $1{}",
+        for_update(d)
+    ))
+    .bind(name)
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db_err)?;
     found.map(|_| ()).ok_or_else(|| model_not_found(name))
 }
 
@@ -197,18 +213,27 @@ async fn write_audit(
 }
 
 /// Upserts tags of a registered model (`version` None) or of a model version.
-async fn upsert_tags(c: &mut AnyConnection, name: &str, version: Option<i64>, tags: &[Tag]) -> Result<()> {
+async fn upsert_tags(
+    c: &mut AnyConnection,
+    name: &str,
+    version: Option<i64>,
+    tags: &[Tag],
+) -> Result<()> {
     let unique = dedup_tags(tags);
     for chunk in unique.chunks(CHUNK) {
         let mut sql = match version {
             None => Sql::new("INSERT INTO registered_model_tags (name, key, value) VALUES "),
-            Some(_) => Sql::new("INSERT INTO model_version_tags (name, version, key, value) VALUES "),
+            Some(_) => {
+                Sql::new("INSERT INTO model_version_tags (name, version, key, value) VALUES ")
+            }
         };
         let rows: Vec<String> = chunk
             .iter()
             .map(|(k, v)| {
                 let n = sql.arg(Arg::Str(name.to_string()));
-                let ver = version.map(|ver| format!("{}, ", sql.arg(Arg::I64(ver)))).unwrap_or_default();
+                let ver = version
+                    .map(|ver| format!("{}, ", sql.arg(Arg::I64(ver))))
+                    .unwrap_or_default();
                 let k = sql.arg(Arg::Str(k.to_string()));
                 let v = sql.arg(Arg::Str(v.to_string()));
                 format!("({n}, {ver}{k}, {v})")
@@ -224,13 +249,23 @@ async fn upsert_tags(c: &mut AnyConnection, name: &str, version: Option<i64>, ta
 }
 
 /// Fills in the tags and aliases of versions read from `model_versions`.
-async fn hydrate_versions(c: &mut AnyConnection, d: Dialect, versions: &mut [ModelVersion]) -> Result<()> {
+async fn hydrate_versions(
+    c: &mut AnyConnection,
+    d: Dialect,
+    versions: &mut [ModelVersion],
+) -> Result<()> {
     if versions.is_empty() {
         return Ok(());
     }
-    let index: HashMap<(String, i64), usize> =
-        versions.iter().enumerate().map(|(i, v)| ((v.name.clone(), v.version), i)).collect();
-    let keys: Vec<(String, i64)> = versions.iter().map(|v| (v.name.clone(), v.version)).collect();
+    let index: HashMap<(String, i64), usize> = versions
+        .iter()
+        .enumerate()
+        .map(|(i, v)| ((v.name.clone(), v.version), i))
+        .collect();
+    let keys: Vec<(String, i64)> = versions
+        .iter()
+        .map(|v| (v.name.clone(), v.version))
+        .collect();
     for chunk in keys.chunks(CHUNK) {
         let mut sql = Sql::new("SELECT name, version, key, value FROM model_version_tags WHERE ");
         let conds: Vec<String> = chunk
@@ -241,20 +276,30 @@ async fn hydrate_versions(c: &mut AnyConnection, d: Dialect, versions: &mut [Mod
                 format!("(name = {n} AND version = {v})")
             })
             .collect();
-        sql.push(&conds.join(" OR ")).push(&format!(" ORDER BY {}", text_order(d, "key")));
+        sql.push(&conds.join(" OR "))
+            .push(&format!(" ORDER BY {}", text_order(d, "key")));
         for row in sql.query().fetch_all(&mut *c).await.map_err(db_err)? {
-            if let Some(&i) = index.get(&(row.get::<String, _>("name"), row.get::<i64, _>("version"))) {
-                versions[i].tags.push(Tag::new(row.get::<String, _>("key"), row.get::<String, _>("value")));
+            if let Some(&i) =
+                index.get(&(row.get::<String, _>("name"), row.get::<i64, _>("version")))
+            {
+                versions[i].tags.push(Tag::new(
+                    row.get::<String, _>("key"),
+                    row.get::<String, _>("value"),
+                ));
             }
         }
     }
     let names = distinct(versions.iter().map(|v| v.name.clone()));
     for chunk in names.chunks(CHUNK) {
-        let mut sql = Sql::new("SELECT name, alias, version FROM registered_model_aliases WHERE name IN (");
+        let mut sql =
+            Sql::new("SELECT name, alias, version FROM registered_model_aliases WHERE name IN (");
         let list = str_list(&mut sql, chunk);
-        sql.push(&list).push(&format!(") ORDER BY {}", text_order(d, "alias")));
+        sql.push(&list)
+            .push(&format!(") ORDER BY {}", text_order(d, "alias")));
         for row in sql.query().fetch_all(&mut *c).await.map_err(db_err)? {
-            if let Some(&i) = index.get(&(row.get::<String, _>("name"), row.get::<i64, _>("version"))) {
+            if let Some(&i) =
+                index.get(&(row.get::<String, _>("name"), row.get::<i64, _>("version")))
+            {
                 versions[i].aliases.push(row.get("alias"));
             }
         }
@@ -265,24 +310,43 @@ async fn hydrate_versions(c: &mut AnyConnection, d: Dialect, versions: &mut [Mod
 /// Runs a query over `model_versions mv` selecting [`MV_COLUMNS`] and hydrates the result.
 async fn fetch_versions(c: &mut AnyConnection, d: Dialect, sql: &Sql) -> Result<Vec<ModelVersion>> {
     let rows = sql.query().fetch_all(&mut *c).await.map_err(db_err)?;
-    let mut versions = rows.iter().map(version_from_row).collect::<Result<Vec<_>>>()?;
+    let mut versions = rows
+        .iter()
+        .map(version_from_row)
+        .collect::<Result<Vec<_>>>()?;
     hydrate_versions(c, d, &mut versions).await?;
     Ok(versions)
 }
 
 /// A live (not deleted) version with its tags and aliases.
-async fn fetch_version(c: &mut AnyConnection, d: Dialect, name: &str, version: i64) -> Result<ModelVersion> {
-    let mut sql = Sql::new(format!("SELECT {MV_COLUMNS} FROM model_versions mv WHERE mv.name = "));
+async fn fetch_version(
+    c: &mut AnyConnection,
+    d: Dialect,
+    name: &str,
+    version: i64,
+) -> Result<ModelVersion> {
+    let mut sql = Sql::new(format!(
+        "SELECT {MV_COLUMNS} FROM model_versions mv WHERE mv.name = "
+    ));
     let n = sql.arg(Arg::Str(name.to_string()));
     let v = sql.arg(Arg::I64(version));
     let s = sql.arg(Arg::Str(DELETED_STAGE.to_string()));
-    sql.push(&format!("{n} AND mv.version = {v} AND mv.current_stage != {s}"));
-    fetch_versions(c, d, &sql).await?.pop().ok_or_else(|| version_not_found(name, version))
+    sql.push(&format!(
+        "{n} AND mv.version = {v} AND mv.current_stage != {s}"
+    ));
+    fetch_versions(c, d, &sql)
+        .await?
+        .pop()
+        .ok_or_else(|| version_not_found(name, version))
 }
 
 /// The latest live version in each stage of each model, in MLflow's order: stages in the order
 /// their oldest version was created.
-async fn latest_versions(c: &mut AnyConnection, d: Dialect, names: &[String]) -> Result<HashMap<String, Vec<ModelVersion>>> {
+async fn latest_versions(
+    c: &mut AnyConnection,
+    d: Dialect,
+    names: &[String],
+) -> Result<HashMap<String, Vec<ModelVersion>>> {
     let mut out: HashMap<String, Vec<ModelVersion>> = HashMap::new();
     for chunk in names.chunks(CHUNK) {
         let mut sql = Sql::new(format!(
@@ -305,24 +369,39 @@ async fn latest_versions(c: &mut AnyConnection, d: Dialect, names: &[String]) ->
 }
 
 /// Fills in tags, aliases and latest versions of registered models.
-async fn hydrate_models(c: &mut AnyConnection, d: Dialect, models: &mut [RegisteredModel]) -> Result<()> {
+async fn hydrate_models(
+    c: &mut AnyConnection,
+    d: Dialect,
+    models: &mut [RegisteredModel],
+) -> Result<()> {
     if models.is_empty() {
         return Ok(());
     }
-    let index: HashMap<String, usize> = models.iter().enumerate().map(|(i, m)| (m.name.clone(), i)).collect();
+    let index: HashMap<String, usize> = models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.name.clone(), i))
+        .collect();
     let names: Vec<String> = models.iter().map(|m| m.name.clone()).collect();
     for chunk in names.chunks(CHUNK) {
-        let mut sql = Sql::new("SELECT name, key, value FROM registered_model_tags WHERE name IN (");
+        let mut sql =
+            Sql::new("SELECT name, key, value FROM registered_model_tags WHERE name IN (");
         let list = str_list(&mut sql, chunk);
-        sql.push(&list).push(&format!(") ORDER BY {}", text_order(d, "key")));
+        sql.push(&list)
+            .push(&format!(") ORDER BY {}", text_order(d, "key")));
         for row in sql.query().fetch_all(&mut *c).await.map_err(db_err)? {
             let i = index[&row.get::<String, _>("name")];
-            models[i].tags.push(Tag::new(row.get::<String, _>("key"), row.get::<String, _>("value")));
+            models[i].tags.push(Tag::new(
+                row.get::<String, _>("key"),
+                row.get::<String, _>("value"),
+            ));
         }
 
-        let mut sql = Sql::new("SELECT name, alias, version FROM registered_model_aliases WHERE name IN (");
+        let mut sql =
+            Sql::new("SELECT name, alias, version FROM registered_model_aliases WHERE name IN (");
         let list = str_list(&mut sql, chunk);
-        sql.push(&list).push(&format!(") ORDER BY {}", text_order(d, "alias")));
+        sql.push(&list)
+            .push(&format!(") ORDER BY {}", text_order(d, "alias")));
         for row in sql.query().fetch_all(&mut *c).await.map_err(db_err)? {
             let i = index[&row.get::<String, _>("name")];
             models[i].aliases.push(ModelAlias {
@@ -340,12 +419,14 @@ async fn hydrate_models(c: &mut AnyConnection, d: Dialect, models: &mut [Registe
 
 /// A registered model with everything MLflow returns for it.
 async fn fetch_model(c: &mut AnyConnection, d: Dialect, name: &str) -> Result<RegisteredModel> {
-    let row = sqlx::query(&format!("SELECT {RM_COLUMNS} FROM registered_models rm WHERE rm.name = $1"))
-        .bind(name)
-        .fetch_optional(&mut *c)
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| model_not_found(name))?;
+    let row = sqlx::query(&format!(
+        "SELECT {RM_COLUMNS} FROM registered_models rm WHERE rm.name = $1"
+    ))
+    .bind(name)
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db_err)?
+    .ok_or_else(|| model_not_found(name))?;
     let mut models = [model_from_row(&row)];
     hydrate_models(c, d, &mut models).await?;
     let [model] = models;
@@ -356,7 +437,14 @@ fn value_text(v: &Value) -> String {
     match v {
         Value::Str(s) => format!("'{s}'"),
         Value::Num(n) => n.to_string(),
-        Value::List(items) => format!("({})", items.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ")),
+        Value::List(items) => format!(
+            "({})",
+            items
+                .iter()
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Value::None => "NULL".into(),
     }
 }
@@ -364,7 +452,9 @@ fn value_text(v: &Value) -> String {
 /// `column <op> value` for a string column; `None` when the comparison does not fit a string.
 fn string_cond(d: Dialect, sql: &mut Sql, column: &str, op: Op, value: &Value) -> Option<String> {
     Some(match (op, value) {
-        (Op::Eq | Op::Ne, Value::Str(s)) => format!("{column} {} {}", op.as_sql(), sql.arg(Arg::Str(s.clone()))),
+        (Op::Eq | Op::Ne, Value::Str(s)) => {
+            format!("{column} {} {}", op.as_sql(), sql.arg(Arg::Str(s.clone())))
+        }
         (Op::Like, Value::Str(s)) => {
             let p = sql.arg(Arg::Str(d.like_pattern(s)));
             d.like(column, &p)
@@ -404,7 +494,10 @@ fn invalid_entity(entity: EntityType) -> Error {
 /// The condition for one tag comparison; `table` holds `name` (and `version`) and `key`, `value`.
 fn tag_cond(d: Dialect, sql: &mut Sql, c: &Comparison) -> Result<String> {
     if !matches!(c.op, Op::Eq | Op::Ne | Op::Like | Op::ILike) {
-        return Err(Error::invalid(format!("Invalid comparator for tag: {}", c.op.as_sql())));
+        return Err(Error::invalid(format!(
+            "Invalid comparator for tag: {}",
+            c.op.as_sql()
+        )));
     }
     if !matches!(c.value, Value::Str(_)) {
         return Err(Error::invalid(format!(
@@ -429,8 +522,14 @@ fn model_filter(d: Dialect, sql: &mut Sql, filter: &[Comparison]) -> Result<()> 
                         c.key
                     )));
                 }
-                if !matches!(c.op, Op::Eq | Op::Ne | Op::Like | Op::ILike | Op::In | Op::NotIn) {
-                    return Err(Error::invalid(format!("Invalid comparator for attribute: {}", c.op.as_sql())));
+                if !matches!(
+                    c.op,
+                    Op::Eq | Op::Ne | Op::Like | Op::ILike | Op::In | Op::NotIn
+                ) {
+                    return Err(Error::invalid(format!(
+                        "Invalid comparator for attribute: {}",
+                        c.op.as_sql()
+                    )));
                 }
                 let cond = string_cond(d, sql, "rm.name", c.op, &c.value).ok_or_else(|| {
                     Error::invalid(format!(
@@ -446,7 +545,9 @@ fn model_filter(d: Dialect, sql: &mut Sql, filter: &[Comparison]) -> Result<()> 
                 if c.key == IS_PROMPT_TAG && !prompts {
                     continue;
                 }
-                sql.push(&format!(" AND rm.name IN (SELECT t.name FROM registered_model_tags t WHERE {cond})"));
+                sql.push(&format!(
+                    " AND rm.name IN (SELECT t.name FROM registered_model_tags t WHERE {cond})"
+                ));
             }
             Some(other) => return Err(invalid_entity(other)),
         }
@@ -502,10 +603,15 @@ fn version_filter(d: Dialect, sql: &mut Sql, filter: &[Comparison]) -> Result<()
                     format!("{column} {} {}", c.op.as_sql(), sql.arg(Arg::I64(n)))
                 } else {
                     let list_ok = matches!(c.key.as_str(), "run_id" | "name");
-                    if !matches!(c.op, Op::Eq | Op::Ne | Op::Like | Op::ILike | Op::In | Op::NotIn)
-                        || (matches!(c.op, Op::In | Op::NotIn) && !list_ok)
+                    if !matches!(
+                        c.op,
+                        Op::Eq | Op::Ne | Op::Like | Op::ILike | Op::In | Op::NotIn
+                    ) || (matches!(c.op, Op::In | Op::NotIn) && !list_ok)
                     {
-                        return Err(Error::invalid(format!("Invalid comparator for attribute: {}", c.op.as_sql())));
+                        return Err(Error::invalid(format!(
+                            "Invalid comparator for attribute: {}",
+                            c.op.as_sql()
+                        )));
                     }
                     if matches!(c.value, Value::Num(_)) {
                         return Err(Error::invalid(
@@ -548,7 +654,10 @@ fn duplicate_order(order_by: &[OrderBy]) -> Error {
         .iter()
         .map(|o| format!("'{} {}'", o.key, if o.ascending { "ASC" } else { "DESC" }))
         .collect();
-    Error::invalid(format!("`order_by` contains duplicate fields: [{}]", list.join(", ")))
+    Error::invalid(format!(
+        "`order_by` contains duplicate fields: [{}]",
+        list.join(", ")
+    ))
 }
 
 /// ORDER BY terms for registered models; `name ASC` ends every order as the tie-breaker.
@@ -558,10 +667,13 @@ fn model_order(d: Dialect, order_by: &[OrderBy]) -> Result<String> {
     for o in order_by {
         let column = match (o.entity, o.key.as_str()) {
             (None | Some(EntityType::Attribute), "name") => "rm.name",
-            (None | Some(EntityType::Attribute), "timestamp" | "last_updated_timestamp" | "last_updated_time") => {
-                "rm.last_updated_time"
+            (
+                None | Some(EntityType::Attribute),
+                "timestamp" | "last_updated_timestamp" | "last_updated_time",
+            ) => "rm.last_updated_time",
+            (None | Some(EntityType::Attribute), "creation_timestamp" | "creation_time") => {
+                "rm.creation_time"
             }
-            (None | Some(EntityType::Attribute), "creation_timestamp" | "creation_time") => "rm.creation_time",
             _ => {
                 return Err(Error::invalid(format!(
                     "Invalid order by key '{}' specified. Valid keys are '{{'name', 'timestamp', 'last_updated_timestamp', 'creation_timestamp'}}'",
@@ -572,8 +684,15 @@ fn model_order(d: Dialect, order_by: &[OrderBy]) -> Result<String> {
         if !seen.insert(column) {
             return Err(duplicate_order(order_by));
         }
-        let column = if column == "rm.name" { text_order(d, column) } else { column.to_string() };
-        terms.push(format!("{column} {}", if o.ascending { "ASC" } else { "DESC" }));
+        let column = if column == "rm.name" {
+            text_order(d, column)
+        } else {
+            column.to_string()
+        };
+        terms.push(format!(
+            "{column} {}",
+            if o.ascending { "ASC" } else { "DESC" }
+        ));
     }
     if !seen.contains("rm.name") {
         terms.push(format!("{} ASC", text_order(d, "rm.name")));
@@ -601,7 +720,11 @@ fn version_order(d: Dialect, order_by: &[OrderBy]) -> Result<String> {
             ascending: false,
         },
     ];
-    let order_by = if order_by.is_empty() { &default[..] } else { order_by };
+    let order_by = if order_by.is_empty() {
+        &default[..]
+    } else {
+        order_by
+    };
     let mut terms = Vec::new();
     let mut seen = HashSet::new();
     for o in order_by {
@@ -609,7 +732,9 @@ fn version_order(d: Dialect, order_by: &[OrderBy]) -> Result<String> {
             (None | Some(EntityType::Attribute), "name") => "mv.name",
             (None | Some(EntityType::Attribute), "version_number") => "mv.version",
             (None | Some(EntityType::Attribute), "creation_timestamp") => "mv.creation_time",
-            (None | Some(EntityType::Attribute), "last_updated_timestamp") => "mv.last_updated_time",
+            (None | Some(EntityType::Attribute), "last_updated_timestamp") => {
+                "mv.last_updated_time"
+            }
             _ => {
                 return Err(Error::invalid(format!(
                     "Invalid order by key '{}' specified. Valid keys are {{'name', 'version_number', 'creation_timestamp', 'last_updated_timestamp'}}",
@@ -620,8 +745,15 @@ fn version_order(d: Dialect, order_by: &[OrderBy]) -> Result<String> {
         if !seen.insert(column) {
             return Err(duplicate_order(order_by));
         }
-        let column = if column == "mv.name" { text_order(d, column) } else { column.to_string() };
-        terms.push(format!("{column} {}", if o.ascending { "ASC" } else { "DESC" }));
+        let column = if column == "mv.name" {
+            text_order(d, column)
+        } else {
+            column.to_string()
+        };
+        terms.push(format!(
+            "{column} {}",
+            if o.ascending { "ASC" } else { "DESC" }
+        ));
     }
     if !seen.contains("mv.name") {
         terms.push(format!("{} ASC", text_order(d, "mv.name")));
@@ -634,7 +766,13 @@ fn version_order(d: Dialect, order_by: &[OrderBy]) -> Result<String> {
 
 /// Maps a unique violation to RESOURCE_ALREADY_EXISTS for `name`.
 fn name_taken(name: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
-    move |e| if is_unique_violation(&e) { model_exists(name) } else { db_err(e) }
+    move |e| {
+        if is_unique_violation(&e) {
+            model_exists(name)
+        } else {
+            db_err(e)
+        }
+    }
 }
 
 #[async_trait]
@@ -659,8 +797,16 @@ impl RegistryStore for SqlStore {
         .await
         .map_err(name_taken(name))?;
         upsert_tags(&mut tx, name, None, tags).await?;
-        write_audit(&mut tx, audit, action::CREATE_MODEL, name, None, format!("registered model {name} created"), None)
-            .await?;
+        write_audit(
+            &mut tx,
+            audit,
+            action::CREATE_MODEL,
+            name,
+            None,
+            format!("registered model {name} created"),
+            None,
+        )
+        .await?;
         let model = fetch_model(&mut tx, d, name).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(model)
@@ -671,7 +817,12 @@ impl RegistryStore for SqlStore {
         fetch_model(&mut c, self.dialect, name).await
     }
 
-    async fn rename_registered_model(&self, name: &str, new_name: &str, audit: &AuditRecord) -> Result<RegisteredModel> {
+    async fn rename_registered_model(
+        &self,
+        name: &str,
+        new_name: &str,
+        audit: &AuditRecord,
+    ) -> Result<RegisteredModel> {
         let d = self.dialect;
         let now = kaizen_core::now_millis();
         let mut tx = self.write.begin().await.map_err(db_err)?;
@@ -687,13 +838,15 @@ impl RegistryStore for SqlStore {
             }
         }
         // Tags, versions (and their tags) and aliases follow through ON UPDATE CASCADE.
-        sqlx::query("UPDATE registered_models SET name = $1, last_updated_time = $2 WHERE name = $3")
-            .bind(new_name)
-            .bind(now)
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(name_taken(new_name))?;
+        sqlx::query(
+            "UPDATE registered_models SET name = $1, last_updated_time = $2 WHERE name = $3",
+        )
+        .bind(new_name)
+        .bind(now)
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(name_taken(new_name))?;
         sqlx::query("UPDATE model_versions SET last_updated_time = $1 WHERE name = $2")
             .bind(now)
             .bind(new_name)
@@ -715,16 +868,22 @@ impl RegistryStore for SqlStore {
         Ok(model)
     }
 
-    async fn update_registered_model(&self, name: &str, description: Option<&str>) -> Result<RegisteredModel> {
+    async fn update_registered_model(
+        &self,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<RegisteredModel> {
         let d = self.dialect;
         let mut tx = self.write.begin().await.map_err(db_err)?;
-        let updated = sqlx::query("UPDATE registered_models SET description = $1, last_updated_time = $2 WHERE name = $3")
-            .bind(description)
-            .bind(kaizen_core::now_millis())
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let updated = sqlx::query(
+            "UPDATE registered_models SET description = $1, last_updated_time = $2 WHERE name = $3",
+        )
+        .bind(description)
+        .bind(kaizen_core::now_millis())
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         if updated.rows_affected() == 0 {
             return Err(model_not_found(name));
         }
@@ -737,13 +896,15 @@ impl RegistryStore for SqlStore {
         let d = self.dialect;
         let mut tx = self.write.begin().await.map_err(db_err)?;
         lock_model(&mut tx, d, name).await?;
-        let live: i64 = sqlx::query("SELECT COUNT(*) FROM model_versions WHERE name = $1 AND current_stage != $2")
-            .bind(name)
-            .bind(DELETED_STAGE)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .get(0);
+        let live: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM model_versions WHERE name = $1 AND current_stage != $2",
+        )
+        .bind(name)
+        .bind(DELETED_STAGE)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .get(0);
         // Versions, tags and aliases go with it through ON DELETE CASCADE.
         sqlx::query("DELETE FROM registered_models WHERE name = $1")
             .bind(name)
@@ -755,14 +916,25 @@ impl RegistryStore for SqlStore {
             1 => format!("registered model {name} deleted with its 1 version"),
             n => format!("registered model {name} deleted with its {n} versions"),
         };
-        write_audit(&mut tx, audit, action::DELETE_MODEL, name, None, details, None).await?;
+        write_audit(
+            &mut tx,
+            audit,
+            action::DELETE_MODEL,
+            name,
+            None,
+            details,
+            None,
+        )
+        .await?;
         tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 
     async fn search_registered_models(&self, query: &SearchQuery) -> Result<Vec<RegisteredModel>> {
         let d = self.dialect;
-        let mut sql = Sql::new(format!("SELECT {RM_COLUMNS} FROM registered_models rm WHERE 1 = 1"));
+        let mut sql = Sql::new(format!(
+            "SELECT {RM_COLUMNS} FROM registered_models rm WHERE 1 = 1"
+        ));
         model_filter(d, &mut sql, &query.filter)?;
         let order = model_order(d, &query.order_by)?;
         sql.push(" ORDER BY ").push(&order);
@@ -798,27 +970,39 @@ impl RegistryStore for SqlStore {
         Ok(())
     }
 
-    async fn set_alias(&self, name: &str, alias: &str, version: i64, audit: &AuditRecord) -> Result<()> {
+    async fn set_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        version: i64,
+        audit: &AuditRecord,
+    ) -> Result<()> {
         let d = self.dialect;
         let mut tx = self.write.begin().await.map_err(db_err)?;
-        lock_model(&mut tx, d, name).await.map_err(as_version_not_found(name, version))?;
-        let live = sqlx::query("SELECT 1 FROM model_versions WHERE name = $1 AND version = $2 AND current_stage != $3")
-            .bind(name)
-            .bind(version)
-            .bind(DELETED_STAGE)
-            .fetch_optional(&mut *tx)
+        lock_model(&mut tx, d, name)
             .await
-            .map_err(db_err)?;
+            .map_err(as_version_not_found(name, version))?;
+        let live = sqlx::query(
+            "SELECT 1 FROM model_versions WHERE name = $1 AND version = $2 AND current_stage != $3",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(DELETED_STAGE)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
         if live.is_none() {
             return Err(version_not_found(name, version));
         }
-        let previous: Option<i64> = sqlx::query("SELECT version FROM registered_model_aliases WHERE name = $1 AND alias = $2")
-            .bind(name)
-            .bind(alias)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .map(|r| r.get(0));
+        let previous: Option<i64> = sqlx::query(
+            "SELECT version FROM registered_model_aliases WHERE name = $1 AND alias = $2",
+        )
+        .bind(name)
+        .bind(alias)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .map(|r| r.get(0));
         sqlx::query(
             "INSERT INTO registered_model_aliases (name, alias, version) VALUES ($1, $2, $3) \
              ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version",
@@ -847,13 +1031,15 @@ impl RegistryStore for SqlStore {
     async fn delete_alias(&self, name: &str, alias: &str, audit: &AuditRecord) -> Result<()> {
         let mut tx = self.write.begin().await.map_err(db_err)?;
         lock_model(&mut tx, self.dialect, name).await?;
-        let previous: Option<i64> = sqlx::query("SELECT version FROM registered_model_aliases WHERE name = $1 AND alias = $2")
-            .bind(name)
-            .bind(alias)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .map(|r| r.get(0));
+        let previous: Option<i64> = sqlx::query(
+            "SELECT version FROM registered_model_aliases WHERE name = $1 AND alias = $2",
+        )
+        .bind(name)
+        .bind(alias)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .map(|r| r.get(0));
         // As in MLflow, deleting an alias that does not exist is not an error (and changes nothing
         // worth recording).
         if let Some(version) = previous {
@@ -891,35 +1077,47 @@ impl RegistryStore for SqlStore {
         }
         let version: Option<i64> = if alias.eq_ignore_ascii_case("latest") {
             // MLflow's reserved alias: the newest live version.
-            let v = sqlx::query("SELECT MAX(version) FROM model_versions WHERE name = $1 AND current_stage != $2")
-                .bind(name)
-                .bind(DELETED_STAGE)
-                .fetch_one(&mut *c)
-                .await
-                .map_err(db_err)?
-                .try_get::<Option<i64>, _>(0)
-                .map_err(db_err)?;
+            let v = sqlx::query(
+                "SELECT MAX(version) FROM model_versions WHERE name = $1 AND current_stage != $2",
+            )
+            .bind(name)
+            .bind(DELETED_STAGE)
+            .fetch_one(&mut *c)
+            .await
+            .map_err(db_err)?
+            .try_get::<Option<i64>, _>(0)
+            .map_err(db_err)?;
             if v.is_none() {
-                return Err(Error::not_found(format!("Latest version not found for model {name}.")));
+                return Err(Error::not_found(format!(
+                    "Latest version not found for model {name}."
+                )));
             }
             v
         } else {
-            sqlx::query("SELECT version FROM registered_model_aliases WHERE name = $1 AND alias = $2")
-                .bind(name)
-                .bind(alias)
-                .fetch_optional(&mut *c)
-                .await
-                .map_err(db_err)?
-                .map(|r| r.get(0))
+            sqlx::query(
+                "SELECT version FROM registered_model_aliases WHERE name = $1 AND alias = $2",
+            )
+            .bind(name)
+            .bind(alias)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db_err)?
+            .map(|r| r.get(0))
         };
         match version {
             Some(v) => fetch_version(&mut c, d, name, v).await,
             // MLflow answers INVALID_PARAMETER_VALUE here, not RESOURCE_DOES_NOT_EXIST.
-            None => Err(Error::invalid(format!("Registered model alias {alias} not found."))),
+            None => Err(Error::invalid(format!(
+                "Registered model alias {alias} not found."
+            ))),
         }
     }
 
-    async fn create_model_version(&self, new: &NewModelVersion, audit: &AuditRecord) -> Result<ModelVersion> {
+    async fn create_model_version(
+        &self,
+        new: &NewModelVersion,
+        audit: &AuditRecord,
+    ) -> Result<ModelVersion> {
         let d = self.dialect;
         let name = new.name.as_str();
         let now = kaizen_core::now_millis();
@@ -928,13 +1126,14 @@ impl RegistryStore for SqlStore {
         lock_model(&mut tx, d, name).await?;
         touch_model(&mut tx, name, now).await?;
         // Deleted versions keep their rows, so numbers are never reused.
-        let max: Option<i64> = sqlx::query("SELECT MAX(version) FROM model_versions WHERE name = $1")
-            .bind(name)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .try_get::<Option<i64>, _>(0)
-            .map_err(db_err)?;
+        let max: Option<i64> =
+            sqlx::query("SELECT MAX(version) FROM model_versions WHERE name = $1")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .try_get::<Option<i64>, _>(0)
+                .map_err(db_err)?;
         let version = max.unwrap_or(0) + 1;
         // As MLflow does, a version promoted from a logged model takes that model's run.
         let mut run_id = new.run_id.clone().filter(|r| !r.is_empty());
@@ -987,10 +1186,17 @@ impl RegistryStore for SqlStore {
         fetch_version(&mut c, self.dialect, name, version).await
     }
 
-    async fn update_model_version(&self, name: &str, version: i64, description: Option<&str>) -> Result<ModelVersion> {
+    async fn update_model_version(
+        &self,
+        name: &str,
+        version: i64,
+        description: Option<&str>,
+    ) -> Result<ModelVersion> {
         let d = self.dialect;
         let mut tx = self.write.begin().await.map_err(db_err)?;
-        lock_model(&mut tx, d, name).await.map_err(as_version_not_found(name, version))?;
+        lock_model(&mut tx, d, name)
+            .await
+            .map_err(as_version_not_found(name, version))?;
         let updated = sqlx::query(
             "UPDATE model_versions SET description = $1, last_updated_time = $2 \
              WHERE name = $3 AND version = $4 AND current_stage != $5",
@@ -1011,11 +1217,18 @@ impl RegistryStore for SqlStore {
         Ok(mv)
     }
 
-    async fn delete_model_version(&self, name: &str, version: i64, audit: &AuditRecord) -> Result<()> {
+    async fn delete_model_version(
+        &self,
+        name: &str,
+        version: i64,
+        audit: &AuditRecord,
+    ) -> Result<()> {
         let d = self.dialect;
         let now = kaizen_core::now_millis();
         let mut tx = self.write.begin().await.map_err(db_err)?;
-        lock_model(&mut tx, d, name).await.map_err(as_version_not_found(name, version))?;
+        lock_model(&mut tx, d, name)
+            .await
+            .map_err(as_version_not_found(name, version))?;
         // MLflow keeps the row, redacted, in an internal stage so that the number stays taken.
         let updated = sqlx::query(
             "UPDATE model_versions SET current_stage = $1, last_updated_time = $2, description = NULL, user_id = NULL, \
@@ -1045,26 +1258,42 @@ impl RegistryStore for SqlStore {
         .map(|r| r.get(0))
         .collect();
         for table in ["registered_model_aliases", "model_version_tags"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE name = $1 AND version = $2"))
-                .bind(name)
-                .bind(version)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE name = $1 AND version = $2"
+            ))
+            .bind(name)
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         }
         touch_model(&mut tx, name, now).await?;
         let mut details = format!("version {version} deleted");
         if !removed_aliases.is_empty() {
-            details.push_str(&format!(" (aliases removed: {})", removed_aliases.join(", ")));
+            details.push_str(&format!(
+                " (aliases removed: {})",
+                removed_aliases.join(", ")
+            ));
         }
-        write_audit(&mut tx, audit, action::DELETE_VERSION, name, Some(version), details, None).await?;
+        write_audit(
+            &mut tx,
+            audit,
+            action::DELETE_VERSION,
+            name,
+            Some(version),
+            details,
+            None,
+        )
+        .await?;
         tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 
     async fn search_model_versions(&self, query: &SearchQuery) -> Result<Vec<ModelVersion>> {
         let d = self.dialect;
-        let mut sql = Sql::new(format!("SELECT {MV_COLUMNS} FROM model_versions mv WHERE mv.current_stage != "));
+        let mut sql = Sql::new(format!(
+            "SELECT {MV_COLUMNS} FROM model_versions mv WHERE mv.current_stage != "
+        ));
         let s = sql.arg(Arg::Str(DELETED_STAGE.to_string()));
         sql.push(&s);
         version_filter(d, &mut sql, &query.filter)?;
@@ -1080,7 +1309,9 @@ impl RegistryStore for SqlStore {
     async fn set_model_version_tag(&self, name: &str, version: i64, tag: &Tag) -> Result<()> {
         let d = self.dialect;
         let mut tx = self.write.begin().await.map_err(db_err)?;
-        lock_model(&mut tx, d, name).await.map_err(as_version_not_found(name, version))?;
+        lock_model(&mut tx, d, name)
+            .await
+            .map_err(as_version_not_found(name, version))?;
         fetch_version(&mut tx, d, name, version).await?;
         upsert_tags(&mut tx, name, Some(version), std::slice::from_ref(tag)).await?;
         tx.commit().await.map_err(db_err)?;
@@ -1090,7 +1321,9 @@ impl RegistryStore for SqlStore {
     async fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()> {
         let d = self.dialect;
         let mut tx = self.write.begin().await.map_err(db_err)?;
-        lock_model(&mut tx, d, name).await.map_err(as_version_not_found(name, version))?;
+        lock_model(&mut tx, d, name)
+            .await
+            .map_err(as_version_not_found(name, version))?;
         fetch_version(&mut tx, d, name, version).await?;
         // As in MLflow, deleting a tag the version does not have is not an error.
         sqlx::query("DELETE FROM model_version_tags WHERE name = $1 AND version = $2 AND key = $3")
@@ -1122,7 +1355,9 @@ impl RegistryStore for SqlStore {
         }
         let now = kaizen_core::now_millis();
         let mut tx = self.write.begin().await.map_err(db_err)?;
-        lock_model(&mut tx, d, name).await.map_err(as_version_not_found(name, version))?;
+        lock_model(&mut tx, d, name)
+            .await
+            .map_err(as_version_not_found(name, version))?;
         let current = fetch_version(&mut tx, d, name, version).await?;
         let mut archived: Vec<i64> = Vec::new();
         if archive_existing {
@@ -1165,10 +1400,23 @@ impl RegistryStore for SqlStore {
         );
         if !archived.is_empty() {
             let list: Vec<String> = archived.iter().map(i64::to_string).collect();
-            let noun = if archived.len() == 1 { "version" } else { "versions" };
+            let noun = if archived.len() == 1 {
+                "version"
+            } else {
+                "versions"
+            };
             details.push_str(&format!("; archived {noun} {}", list.join(", ")));
         }
-        write_audit(&mut tx, audit, action::TRANSITION_STAGE, name, Some(version), details, None).await?;
+        write_audit(
+            &mut tx,
+            audit,
+            action::TRANSITION_STAGE,
+            name,
+            Some(version),
+            details,
+            None,
+        )
+        .await?;
         let mv = fetch_version(&mut tx, d, name, version).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(mv)
@@ -1185,7 +1433,10 @@ impl RegistryStore for SqlStore {
         if exists.is_none() {
             return Err(model_not_found(name));
         }
-        let latest = latest_versions(&mut c, d, &[name.to_string()]).await?.remove(name).unwrap_or_default();
+        let latest = latest_versions(&mut c, d, &[name.to_string()])
+            .await?
+            .remove(name)
+            .unwrap_or_default();
         Ok(latest
             .into_iter()
             .filter(|v| stages.is_empty() || stages.contains(&v.current_stage))
@@ -1198,7 +1449,8 @@ impl RegistryStore for SqlStore {
         // name was deleted). `before` bounds strictly decrease, so the walk ends.
         let mut c = self.read.acquire().await.map_err(db_err)?;
         let mut entries: BTreeMap<i64, AuditEntry> = BTreeMap::new();
-        let mut todo: Vec<(String, Option<i64>, Option<i64>)> = vec![(name.to_string(), None, None)];
+        let mut todo: Vec<(String, Option<i64>, Option<i64>)> =
+            vec![(name.to_string(), None, None)];
         while let Some((n, before, after)) = todo.pop() {
             let mut sql = Sql::new(
                 "SELECT id, timestamp, actor, action, model_name, version, details, reason, previous_name \

@@ -11,7 +11,10 @@ use kaizen_core::{
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Arg, Sql, SqlStore, db_err, experiment_key, is_unique_violation, metric_value, opt_str, stored_value};
+use super::{
+    Arg, Sql, SqlStore, db_err, experiment_key, is_unique_violation, metric_value, opt_str,
+    stored_value,
+};
 use crate::{RunUpdate, SearchQuery, TrackingStore};
 
 /// Rows per multi-row INSERT: well under both backends' bound-parameter limits.
@@ -51,13 +54,18 @@ impl SqlStore {
         if ids.is_empty() {
             return Ok(out);
         }
-        let mut sql = Sql::new("SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN (");
+        let mut sql = Sql::new(
+            "SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN (",
+        );
         let list: Vec<String> = ids.iter().map(|id| sql.arg(Arg::I64(*id))).collect();
         sql.push(&list.join(", ")).push(") ORDER BY key");
         for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
             out.entry(row.get("experiment_id"))
                 .or_default()
-                .push(Tag::new(row.get::<String, _>("key"), row.get::<String, _>("value")));
+                .push(Tag::new(
+                    row.get::<String, _>("key"),
+                    row.get::<String, _>("value"),
+                ));
         }
         Ok(out)
     }
@@ -85,7 +93,11 @@ impl SqlStore {
         if infos.is_empty() {
             return Ok(Vec::new());
         }
-        let index: HashMap<String, usize> = infos.iter().enumerate().map(|(i, r)| (r.run_id.clone(), i)).collect();
+        let index: HashMap<String, usize> = infos
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.run_id.clone(), i))
+            .collect();
         let mut runs: Vec<Run> = infos
             .into_iter()
             .map(|info| Run {
@@ -96,7 +108,10 @@ impl SqlStore {
             })
             .collect();
         let in_list = |sql: &mut Sql| {
-            let list: Vec<String> = index.keys().map(|id| sql.arg(Arg::Str(id.clone()))).collect();
+            let list: Vec<String> = index
+                .keys()
+                .map(|id| sql.arg(Arg::Str(id.clone())))
+                .collect();
             list.join(", ")
         };
 
@@ -105,7 +120,10 @@ impl SqlStore {
         sql.push(&l).push(") ORDER BY key");
         for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
             let i = index[&row.get::<String, _>("run_uuid")];
-            runs[i].data.params.push(Tag::new(row.get::<String, _>("key"), row.get::<String, _>("value")));
+            runs[i].data.params.push(Tag::new(
+                row.get::<String, _>("key"),
+                row.get::<String, _>("value"),
+            ));
         }
 
         let mut sql = Sql::new("SELECT run_uuid, key, value FROM run_tags WHERE run_uuid IN (");
@@ -113,10 +131,15 @@ impl SqlStore {
         sql.push(&l).push(") ORDER BY key");
         for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
             let i = index[&row.get::<String, _>("run_uuid")];
-            runs[i].data.tags.push(Tag::new(row.get::<String, _>("key"), row.get::<String, _>("value")));
+            runs[i].data.tags.push(Tag::new(
+                row.get::<String, _>("key"),
+                row.get::<String, _>("value"),
+            ));
         }
 
-        let mut sql = Sql::new("SELECT run_uuid, key, value, is_nan, timestamp, step FROM latest_metrics WHERE run_uuid IN (");
+        let mut sql = Sql::new(
+            "SELECT run_uuid, key, value, is_nan, timestamp, step FROM latest_metrics WHERE run_uuid IN (",
+        );
         let l = in_list(&mut sql);
         sql.push(&l).push(") ORDER BY key");
         for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
@@ -140,7 +163,8 @@ impl SqlStore {
         let dataset_rows = sql.query().fetch_all(&self.read).await.map_err(db_err)?;
         if !dataset_rows.is_empty() {
             let mut input_tags: HashMap<String, Vec<Tag>> = HashMap::new();
-            let mut sql = Sql::new("SELECT input_uuid, key, value FROM input_tags WHERE input_uuid IN (");
+            let mut sql =
+                Sql::new("SELECT input_uuid, key, value FROM input_tags WHERE input_uuid IN (");
             let list: Vec<String> = dataset_rows
                 .iter()
                 .map(|r| sql.arg(Arg::Str(r.get::<String, _>("input_uuid"))))
@@ -150,7 +174,10 @@ impl SqlStore {
                 input_tags
                     .entry(row.get("input_uuid"))
                     .or_default()
-                    .push(Tag::new(row.get::<String, _>("key"), row.get::<String, _>("value")));
+                    .push(Tag::new(
+                        row.get::<String, _>("key"),
+                        row.get::<String, _>("value"),
+                    ));
             }
             for row in dataset_rows {
                 let i = index[&row.get::<String, _>("destination_id")];
@@ -175,7 +202,8 @@ impl SqlStore {
              WHERE (source_type = 'MODEL_OUTPUT' AND destination_id IN (",
         );
         let l = in_list(&mut sql);
-        sql.push(&l).push(")) OR (source_type = 'RUN_OUTPUT' AND source_id IN (");
+        sql.push(&l)
+            .push(")) OR (source_type = 'RUN_OUTPUT' AND source_id IN (");
         let l = in_list(&mut sql);
         sql.push(&l).push(")) ORDER BY source_id");
         for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
@@ -186,12 +214,18 @@ impl SqlStore {
             if source_type == "MODEL_OUTPUT" {
                 // A model used as a run input: model -> run.
                 if let Some(&i) = index.get(&destination_id) {
-                    runs[i].inputs.model_inputs.push(ModelIo { model_id: source_id, step: None });
+                    runs[i].inputs.model_inputs.push(ModelIo {
+                        model_id: source_id,
+                        step: None,
+                    });
                 }
             } else if source_type == "RUN_OUTPUT" {
                 // A model produced by a run: run -> model.
                 if let Some(&i) = index.get(&source_id) {
-                    runs[i].outputs.model_outputs.push(ModelIo { model_id: destination_id, step });
+                    runs[i].outputs.model_outputs.push(ModelIo {
+                        model_id: destination_id,
+                        step,
+                    });
                 }
             }
         }
@@ -214,7 +248,8 @@ impl SqlStore {
                     d.ilike(column, &p)
                 }
                 (Op::In | Op::NotIn, Value::List(items)) => {
-                    let list: Vec<String> = items.iter().map(|v| sql.arg(Arg::Str(v.clone()))).collect();
+                    let list: Vec<String> =
+                        items.iter().map(|v| sql.arg(Arg::Str(v.clone()))).collect();
                     format!("{column} {} ({})", c.op.as_sql(), list.join(", "))
                 }
                 (Op::IsNull, _) => format!("{column} IS NULL"),
@@ -224,11 +259,20 @@ impl SqlStore {
         };
         let numeric_cond = |sql: &mut Sql, column: &str, c: &Comparison| -> Result<String> {
             match &c.value {
-                Value::Num(n) => Ok(format!("{column} {} {}", c.op.as_sql(), sql.arg(Arg::F64(*n)))),
-                _ => Err(Error::invalid(format!("Expected numeric value type for '{}'", c.key))),
+                Value::Num(n) => Ok(format!(
+                    "{column} {} {}",
+                    c.op.as_sql(),
+                    sql.arg(Arg::F64(*n))
+                )),
+                _ => Err(Error::invalid(format!(
+                    "Expected numeric value type for '{}'",
+                    c.key
+                ))),
             }
         };
-        let entity = c.entity.ok_or_else(|| Error::invalid(format!("Missing entity type for '{}'", c.key)))?;
+        let entity = c
+            .entity
+            .ok_or_else(|| Error::invalid(format!("Missing entity type for '{}'", c.key)))?;
         let cond = match entity {
             EntityType::Metric => {
                 let key = sql.arg(Arg::Str(c.key.clone()));
@@ -240,17 +284,29 @@ impl SqlStore {
                     }
                     _ => format!("is_nan = 0 AND {}", numeric_cond(sql, "value", c)?),
                 };
-                format!("r.run_uuid IN (SELECT run_uuid FROM latest_metrics WHERE key = {key} AND {value})")
+                format!(
+                    "r.run_uuid IN (SELECT run_uuid FROM latest_metrics WHERE key = {key} AND {value})"
+                )
             }
             EntityType::Param | EntityType::Tag => {
-                let table = if entity == EntityType::Param { "params" } else { "run_tags" };
+                let table = if entity == EntityType::Param {
+                    "params"
+                } else {
+                    "run_tags"
+                };
                 let key = sql.arg(Arg::Str(c.key.clone()));
                 match c.op {
-                    Op::IsNull => format!("r.run_uuid NOT IN (SELECT run_uuid FROM {table} WHERE key = {key})"),
-                    Op::IsNotNull => format!("r.run_uuid IN (SELECT run_uuid FROM {table} WHERE key = {key})"),
+                    Op::IsNull => format!(
+                        "r.run_uuid NOT IN (SELECT run_uuid FROM {table} WHERE key = {key})"
+                    ),
+                    Op::IsNotNull => {
+                        format!("r.run_uuid IN (SELECT run_uuid FROM {table} WHERE key = {key})")
+                    }
                     _ => {
                         let cond = string_cond(sql, "value", c)?;
-                        format!("r.run_uuid IN (SELECT run_uuid FROM {table} WHERE key = {key} AND {cond})")
+                        format!(
+                            "r.run_uuid IN (SELECT run_uuid FROM {table} WHERE key = {key} AND {cond})"
+                        )
                     }
                 }
             }
@@ -382,8 +438,14 @@ impl TrackingStore for SqlStore {
             .fetch_optional(&self.read)
             .await
             .map_err(db_err)?
-            .ok_or_else(|| Error::not_found(format!("No Experiment with id={experiment_id} exists")))?;
-        let tags = self.experiment_tags(&[id]).await?.remove(&id).unwrap_or_default();
+            .ok_or_else(|| {
+                Error::not_found(format!("No Experiment with id={experiment_id} exists"))
+            })?;
+        let tags = self
+            .experiment_tags(&[id])
+            .await?
+            .remove(&id)
+            .unwrap_or_default();
         experiment_from_row(&row, tags)
     }
 
@@ -397,11 +459,19 @@ impl TrackingStore for SqlStore {
             return Ok(None);
         };
         let id: i64 = row.get("experiment_id");
-        let tags = self.experiment_tags(&[id]).await?.remove(&id).unwrap_or_default();
+        let tags = self
+            .experiment_tags(&[id])
+            .await?
+            .remove(&id)
+            .unwrap_or_default();
         Ok(Some(experiment_from_row(&row, tags)?))
     }
 
-    async fn search_experiments(&self, view: ViewType, query: &SearchQuery) -> Result<Vec<Experiment>> {
+    async fn search_experiments(
+        &self,
+        view: ViewType,
+        query: &SearchQuery,
+    ) -> Result<Vec<Experiment>> {
         let d = self.dialect;
         let mut sql = Sql::new("SELECT e.* FROM experiments e WHERE e.lifecycle_stage IN (");
         let stages = stage_list(&mut sql, view);
@@ -427,7 +497,11 @@ impl TrackingStore for SqlStore {
                 (op, Value::Num(n)) if op.is_numeric() && !is_tag && column != "e.name" => {
                     format!("{column} {} {}", op.as_sql(), sql.arg(Arg::F64(*n)))
                 }
-                (Op::Eq | Op::Ne, Value::Str(s)) => format!("{column} {} {}", c.op.as_sql(), sql.arg(Arg::Str(s.clone()))),
+                (Op::Eq | Op::Ne, Value::Str(s)) => format!(
+                    "{column} {} {}",
+                    c.op.as_sql(),
+                    sql.arg(Arg::Str(s.clone()))
+                ),
                 (Op::Like, Value::Str(s)) => {
                     let p = sql.arg(Arg::Str(d.like_pattern(s)));
                     d.like(column, &p)
@@ -437,7 +511,8 @@ impl TrackingStore for SqlStore {
                     d.ilike(column, &p)
                 }
                 (Op::In | Op::NotIn, Value::List(items)) => {
-                    let list: Vec<String> = items.iter().map(|v| sql.arg(Arg::Str(v.clone()))).collect();
+                    let list: Vec<String> =
+                        items.iter().map(|v| sql.arg(Arg::Str(v.clone()))).collect();
                     format!("{column} {} ({})", c.op.as_sql(), list.join(", "))
                 }
                 _ => {
@@ -470,7 +545,10 @@ impl TrackingStore for SqlStore {
                     )));
                 }
             };
-            order.push(format!("{column} {}", if o.ascending { "ASC" } else { "DESC" }));
+            order.push(format!(
+                "{column} {}",
+                if o.ascending { "ASC" } else { "DESC" }
+            ));
         }
         if !query.order_by.iter().any(|o| o.key == "creation_time") {
             order.push("e.creation_time DESC".into());
@@ -493,41 +571,55 @@ impl TrackingStore for SqlStore {
 
     async fn rename_experiment(&self, experiment_id: &str, new_name: &str) -> Result<()> {
         let id = experiment_key(experiment_id)?;
-        let result = sqlx::query("UPDATE experiments SET name = $1, last_update_time = $2 WHERE experiment_id = $3")
-            .bind(new_name)
-            .bind(kaizen_core::now_millis())
-            .bind(id)
-            .execute(&self.write)
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    Error::already_exists(format!("Experiment '{new_name}' already exists."))
-                } else {
-                    db_err(e)
-                }
-            })?;
+        let result = sqlx::query(
+            "UPDATE experiments SET name = $1, last_update_time = $2 WHERE experiment_id = $3",
+        )
+        .bind(new_name)
+        .bind(kaizen_core::now_millis())
+        .bind(id)
+        .execute(&self.write)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::already_exists(format!("Experiment '{new_name}' already exists."))
+            } else {
+                db_err(e)
+            }
+        })?;
         if result.rows_affected() == 0 {
-            return Err(Error::not_found(format!("No Experiment with id={experiment_id} exists")));
+            return Err(Error::not_found(format!(
+                "No Experiment with id={experiment_id} exists"
+            )));
         }
         Ok(())
     }
 
-    async fn set_experiment_lifecycle(&self, experiment_id: &str, stage: LifecycleStage) -> Result<()> {
+    async fn set_experiment_lifecycle(
+        &self,
+        experiment_id: &str,
+        stage: LifecycleStage,
+    ) -> Result<()> {
         let id = experiment_key(experiment_id)?;
         let now = kaizen_core::now_millis();
         let mut tx = self.write.begin().await.map_err(db_err)?;
-        let row = sqlx::query("SELECT lifecycle_stage, deleted_time FROM experiments WHERE experiment_id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| Error::not_found(format!("No Experiment with id={experiment_id} exists")))?;
+        let row = sqlx::query(
+            "SELECT lifecycle_stage, deleted_time FROM experiments WHERE experiment_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| Error::not_found(format!("No Experiment with id={experiment_id} exists")))?;
         let current: String = row.get("lifecycle_stage");
         let deleted_time: Option<i64> = row.try_get("deleted_time").ok().flatten();
         if current == stage.as_str() {
             return Err(Error::invalid(match stage {
-                LifecycleStage::Deleted => format!("Cannot delete an already deleted experiment: {experiment_id}"),
-                LifecycleStage::Active => format!("Cannot restore an active experiment: {experiment_id}"),
+                LifecycleStage::Deleted => {
+                    format!("Cannot delete an already deleted experiment: {experiment_id}")
+                }
+                LifecycleStage::Active => {
+                    format!("Cannot restore an active experiment: {experiment_id}")
+                }
             }));
         }
         match stage {
@@ -569,14 +661,19 @@ impl TrackingStore for SqlStore {
     async fn set_experiment_tag(&self, experiment_id: &str, tag: &Tag) -> Result<()> {
         let id = experiment_key(experiment_id)?;
         let mut tx = self.write.begin().await.map_err(db_err)?;
-        let stage: Option<String> = sqlx::query("SELECT lifecycle_stage FROM experiments WHERE experiment_id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .map(|r| r.get(0));
+        let stage: Option<String> =
+            sqlx::query("SELECT lifecycle_stage FROM experiments WHERE experiment_id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .map(|r| r.get(0));
         match stage.as_deref() {
-            None => return Err(Error::not_found(format!("No Experiment with id={experiment_id} exists"))),
+            None => {
+                return Err(Error::not_found(format!(
+                    "No Experiment with id={experiment_id} exists"
+                )));
+            }
             Some("deleted") => {
                 return Err(Error::invalid(format!(
                     "The experiment {experiment_id} must be in the 'active' state. Current state is deleted."
@@ -601,14 +698,17 @@ impl TrackingStore for SqlStore {
     async fn delete_experiment_tag(&self, experiment_id: &str, key: &str) -> Result<()> {
         let id = experiment_key(experiment_id)?;
         self.get_experiment(experiment_id).await?;
-        let result = sqlx::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2")
-            .bind(id)
-            .bind(key)
-            .execute(&self.write)
-            .await
-            .map_err(db_err)?;
+        let result =
+            sqlx::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2")
+                .bind(id)
+                .bind(key)
+                .execute(&self.write)
+                .await
+                .map_err(db_err)?;
         if result.rows_affected() == 0 {
-            return Err(Error::not_found(format!("No tag with name: {key} in experiment with id {experiment_id}")));
+            return Err(Error::not_found(format!(
+                "No tag with name: {key} in experiment with id {experiment_id}"
+            )));
         }
         Ok(())
     }
@@ -616,14 +716,20 @@ impl TrackingStore for SqlStore {
     async fn create_run(&self, info: &RunInfo, tags: &[Tag]) -> Result<()> {
         let exp_id = experiment_key(&info.experiment_id)?;
         let mut tx = self.write.begin().await.map_err(db_err)?;
-        let stage: Option<String> = sqlx::query("SELECT lifecycle_stage FROM experiments WHERE experiment_id = $1")
-            .bind(exp_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .map(|r| r.get(0));
+        let stage: Option<String> =
+            sqlx::query("SELECT lifecycle_stage FROM experiments WHERE experiment_id = $1")
+                .bind(exp_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .map(|r| r.get(0));
         match stage.as_deref() {
-            None => return Err(Error::not_found(format!("No Experiment with id={} exists", info.experiment_id))),
+            None => {
+                return Err(Error::not_found(format!(
+                    "No Experiment with id={} exists",
+                    info.experiment_id
+                )));
+            }
             Some("deleted") => {
                 return Err(Error::invalid(format!(
                     "The experiment {} must be in the 'active' state. Current state is deleted.",
@@ -653,12 +759,14 @@ impl TrackingStore for SqlStore {
     }
 
     async fn get_run(&self, run_id: &str) -> Result<Run> {
-        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_uuid = $1"))
-            .bind(run_id)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| Error::not_found(format!("Run with id={run_id} not found")))?;
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_uuid = $1"
+        ))
+        .bind(run_id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| Error::not_found(format!("Run with id={run_id} not found")))?;
         let info = run_info_from_row(&row)?;
         Ok(self.hydrate_runs(vec![info]).await?.remove(0))
     }
@@ -690,13 +798,20 @@ impl TrackingStore for SqlStore {
                 .await
                 .map_err(db_err)?;
             // The run name lives in a tag too; MLflow keeps both in step.
-            insert_tags(&mut tx, run_id, &[Tag::new(kaizen_core::tags::RUN_NAME, name.clone())]).await?;
+            insert_tags(
+                &mut tx,
+                run_id,
+                &[Tag::new(kaizen_core::tags::RUN_NAME, name.clone())],
+            )
+            .await?;
         }
-        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_uuid = $1"))
-            .bind(run_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_uuid = $1"
+        ))
+        .bind(run_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
         let info = run_info_from_row(&row)?;
         tx.commit().await.map_err(db_err)?;
         Ok(info)
@@ -707,20 +822,28 @@ impl TrackingStore for SqlStore {
             LifecycleStage::Deleted => Some(kaizen_core::now_millis()),
             LifecycleStage::Active => None,
         };
-        let result = sqlx::query("UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE run_uuid = $3")
-            .bind(stage.as_str())
-            .bind(deleted_time)
-            .bind(run_id)
-            .execute(&self.write)
-            .await
-            .map_err(db_err)?;
+        let result = sqlx::query(
+            "UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE run_uuid = $3",
+        )
+        .bind(stage.as_str())
+        .bind(deleted_time)
+        .bind(run_id)
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
         if result.rows_affected() == 0 {
             return Err(Error::not_found(format!("Run with id={run_id} not found")));
         }
         Ok(())
     }
 
-    async fn log_batch(&self, run_id: &str, metrics: &[Metric], params: &[Param], tags: &[Tag]) -> Result<()> {
+    async fn log_batch(
+        &self,
+        run_id: &str,
+        metrics: &[Metric],
+        params: &[Param],
+        tags: &[Tag],
+    ) -> Result<()> {
         let mut tx = self.write.begin().await.map_err(db_err)?;
         Self::check_run_active(&mut tx, run_id).await?;
 
@@ -740,7 +863,10 @@ impl TrackingStore for SqlStore {
             let mut sql = Sql::new("SELECT key, value FROM params WHERE run_uuid = ");
             let id = sql.arg(Arg::Str(run_id.to_string()));
             sql.push(&id).push(" AND key IN (");
-            let list: Vec<String> = wanted.keys().map(|k| sql.arg(Arg::Str(k.to_string()))).collect();
+            let list: Vec<String> = wanted
+                .keys()
+                .map(|k| sql.arg(Arg::Str(k.to_string())))
+                .collect();
             sql.push(&list.join(", ")).push(")");
             for row in sql.query().fetch_all(&mut *tx).await.map_err(db_err)? {
                 let key: String = row.get("key");
@@ -767,7 +893,8 @@ impl TrackingStore for SqlStore {
                         )
                     })
                     .collect();
-                sql.push(&rows.join(", ")).push(" ON CONFLICT (run_uuid, key) DO NOTHING");
+                sql.push(&rows.join(", "))
+                    .push(" ON CONFLICT (run_uuid, key) DO NOTHING");
                 sql.query().execute(&mut *tx).await.map_err(db_err)?;
             }
         }
@@ -802,7 +929,9 @@ impl TrackingStore for SqlStore {
         }
         let newest = newest_per_key(metrics);
         for chunk in newest.chunks(INSERT_CHUNK) {
-            let mut sql = Sql::new("INSERT INTO latest_metrics (run_uuid, key, step, timestamp, is_nan, value) VALUES ");
+            let mut sql = Sql::new(
+                "INSERT INTO latest_metrics (run_uuid, key, step, timestamp, is_nan, value) VALUES ",
+            );
             let rows: Vec<String> = chunk
                 .iter()
                 .map(|m| {
@@ -831,7 +960,11 @@ impl TrackingStore for SqlStore {
 
         if !tags.is_empty() {
             insert_tags(&mut tx, run_id, tags).await?;
-            if let Some(name) = tags.iter().rev().find(|t| t.key == kaizen_core::tags::RUN_NAME) {
+            if let Some(name) = tags
+                .iter()
+                .rev()
+                .find(|t| t.key == kaizen_core::tags::RUN_NAME)
+            {
                 sqlx::query("UPDATE runs SET name = $1 WHERE run_uuid = $2")
                     .bind(&name.value)
                     .bind(run_id)
@@ -854,13 +987,21 @@ impl TrackingStore for SqlStore {
             .await
             .map_err(db_err)?;
         if result.rows_affected() == 0 {
-            return Err(Error::not_found(format!("No tag with name: {key} in run with id {run_id}")));
+            return Err(Error::not_found(format!(
+                "No tag with name: {key} in run with id {run_id}"
+            )));
         }
         tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 
-    async fn get_metric_history(&self, run_id: &str, key: &str, max_results: i64, offset: i64) -> Result<Vec<Metric>> {
+    async fn get_metric_history(
+        &self,
+        run_id: &str,
+        key: &str,
+        max_results: i64,
+        offset: i64,
+    ) -> Result<Vec<Metric>> {
         let exists = sqlx::query("SELECT 1 FROM runs WHERE run_uuid = $1")
             .bind(run_id)
             .fetch_optional(&self.read)
@@ -883,7 +1024,12 @@ impl TrackingStore for SqlStore {
         Ok(rows
             .iter()
             .map(|row| {
-                let mut m = Metric::new(key, metric_value(row), row.get("timestamp"), row.get("step"));
+                let mut m = Metric::new(
+                    key,
+                    metric_value(row),
+                    row.get("timestamp"),
+                    row.get("step"),
+                );
                 m.model_id = opt_str(row, "model_id");
                 m.dataset_name = opt_str(row, "dataset_name");
                 m.dataset_digest = opt_str(row, "dataset_digest");
@@ -893,7 +1039,12 @@ impl TrackingStore for SqlStore {
             .collect())
     }
 
-    async fn search_runs(&self, experiment_ids: &[String], view: ViewType, query: &SearchQuery) -> Result<Vec<Run>> {
+    async fn search_runs(
+        &self,
+        experiment_ids: &[String],
+        view: ViewType,
+        query: &SearchQuery,
+    ) -> Result<Vec<Run>> {
         if experiment_ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -917,14 +1068,16 @@ impl TrackingStore for SqlStore {
                 Err(_) => return Err(Error::invalid(format!("Invalid experiment id '{id}'"))),
             }
         }
-        sql.push(&ids.join(", ")).push(") AND r.lifecycle_stage IN (");
+        sql.push(&ids.join(", "))
+            .push(") AND r.lifecycle_stage IN (");
         let stages = stage_list(&mut sql, view);
         sql.push(&stages).push(")");
         for c in &query.filter {
             self.run_condition(&mut sql, c)?;
         }
         if !query.order_by.iter().any(|o| {
-            o.entity == Some(EntityType::Attribute) && matches!(RunAttribute::parse(&o.key), Ok(RunAttribute::StartTime))
+            o.entity == Some(EntityType::Attribute)
+                && matches!(RunAttribute::parse(&o.key), Ok(RunAttribute::StartTime))
         }) {
             order_terms.push("r.start_time DESC".into());
         }
@@ -934,11 +1087,19 @@ impl TrackingStore for SqlStore {
         let offset = sql.arg(Arg::I64(query.offset));
         sql.push(&format!(" LIMIT {limit} OFFSET {offset}"));
         let rows = sql.query().fetch_all(&self.read).await.map_err(db_err)?;
-        let infos = rows.iter().map(run_info_from_row).collect::<Result<Vec<_>>>()?;
+        let infos = rows
+            .iter()
+            .map(run_info_from_row)
+            .collect::<Result<Vec<_>>>()?;
         self.hydrate_runs(infos).await
     }
 
-    async fn log_inputs(&self, run_id: &str, datasets: &[DatasetInput], models: &[ModelIo]) -> Result<()> {
+    async fn log_inputs(
+        &self,
+        run_id: &str,
+        datasets: &[DatasetInput],
+        models: &[ModelIo],
+    ) -> Result<()> {
         let mut tx = self.write.begin().await.map_err(db_err)?;
         Self::check_run_active(&mut tx, run_id).await?;
         let exp_id: i64 = sqlx::query("SELECT experiment_id FROM runs WHERE run_uuid = $1")
@@ -1043,7 +1204,11 @@ impl TrackingStore for SqlStore {
     async fn get_logged_model(&self, model_id: &str) -> Result<kaizen_core::LoggedModel> {
         self.get_logged_model_impl(model_id).await
     }
-    async fn finalize_logged_model(&self, model_id: &str, status: kaizen_core::LoggedModelStatus) -> Result<kaizen_core::LoggedModel> {
+    async fn finalize_logged_model(
+        &self,
+        model_id: &str,
+        status: kaizen_core::LoggedModelStatus,
+    ) -> Result<kaizen_core::LoggedModel> {
         self.finalize_logged_model_impl(model_id, status).await
     }
     async fn delete_logged_model(&self, model_id: &str) -> Result<()> {
@@ -1058,7 +1223,11 @@ impl TrackingStore for SqlStore {
     async fn log_logged_model_params(&self, model_id: &str, params: &[Param]) -> Result<()> {
         self.log_logged_model_params_impl(model_id, params).await
     }
-    async fn search_logged_models(&self, experiment_ids: &[String], query: &SearchQuery) -> Result<Vec<kaizen_core::LoggedModel>> {
+    async fn search_logged_models(
+        &self,
+        experiment_ids: &[String],
+        query: &SearchQuery,
+    ) -> Result<Vec<kaizen_core::LoggedModel>> {
         self.search_logged_models_impl(experiment_ids, query).await
     }
 }
@@ -1078,11 +1247,16 @@ impl SqlStore {
             EntityType::Param => ("params", format!("o{i}")),
             EntityType::Tag => ("run_tags", format!("o{i}")),
             EntityType::Dataset => {
-                return Err(Error::invalid(format!("Cannot order runs by dataset key '{}'", o.key)));
+                return Err(Error::invalid(format!(
+                    "Cannot order runs by dataset key '{}'",
+                    o.key
+                )));
             }
         };
         let key = sql.arg(Arg::Str(o.key.clone()));
-        sql.push(&format!(" LEFT JOIN {table} {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = {key}"));
+        sql.push(&format!(
+            " LEFT JOIN {table} {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = {key}"
+        ));
         Ok((format!("{alias}.value"), true))
     }
 }
@@ -1108,9 +1282,9 @@ async fn insert_tags(tx: &mut Transaction<'_, Any>, run_id: &str, tags: &[Tag]) 
                 )
             })
             .collect();
-        sql.push(&rows.join(", ")).push(" ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value");
+        sql.push(&rows.join(", "))
+            .push(" ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value");
         sql.query().execute(&mut **tx).await.map_err(db_err)?;
     }
     Ok(())
 }
-

@@ -51,6 +51,10 @@ pub async fn backends() -> Vec<Backend> {
 async fn create_database(admin_uri: &str, name: &str) {
     use sqlx::Executor;
     sqlx::any::install_default_drivers();
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(admin_uri).await.unwrap();
-    conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(admin_uri)
+        .await
+        .unwrap();
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
 }

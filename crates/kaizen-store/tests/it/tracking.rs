@@ -35,33 +35,69 @@ async fn experiments_lifecycle() {
         let s = &b.store;
         let default = s.get_experiment("0").await.unwrap();
         assert_eq!(default.name, "Default", "{}", b.name);
-        let id = s.create_experiment("exp", None, "mlflow-artifacts:/", &[Tag::new("t", "v")]).await.unwrap();
+        let id = s
+            .create_experiment("exp", None, "mlflow-artifacts:/", &[Tag::new("t", "v")])
+            .await
+            .unwrap();
         let e = s.get_experiment(&id).await.unwrap();
         assert_eq!(e.artifact_location, format!("mlflow-artifacts:/{id}"));
         assert_eq!(e.tags, vec![Tag::new("t", "v")]);
-        let dup = s.create_experiment("exp", None, "x", &[]).await.unwrap_err();
+        let dup = s
+            .create_experiment("exp", None, "x", &[])
+            .await
+            .unwrap_err();
         assert_eq!(dup.kind, ErrorKind::AlreadyExists, "{}", b.name);
-        assert_eq!(s.get_experiment("999").await.unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(
+            s.get_experiment("999").await.unwrap_err().kind,
+            ErrorKind::NotFound
+        );
 
         s.create_run(&run_info("r1", &id, 1), &[]).await.unwrap();
-        s.set_run_lifecycle("r1", LifecycleStage::Deleted).await.unwrap();
+        s.set_run_lifecycle("r1", LifecycleStage::Deleted)
+            .await
+            .unwrap();
         // Deletion times are in milliseconds; keep the two deletions apart.
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         s.create_run(&run_info("r2", &id, 2), &[]).await.unwrap();
-        s.set_experiment_lifecycle(&id, LifecycleStage::Deleted).await.unwrap();
-        assert_eq!(s.get_run("r2").await.unwrap().info.lifecycle_stage, LifecycleStage::Deleted);
-        s.set_experiment_lifecycle(&id, LifecycleStage::Active).await.unwrap();
+        s.set_experiment_lifecycle(&id, LifecycleStage::Deleted)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get_run("r2").await.unwrap().info.lifecycle_stage,
+            LifecycleStage::Deleted
+        );
+        s.set_experiment_lifecycle(&id, LifecycleStage::Active)
+            .await
+            .unwrap();
         // Restoring the experiment brings back the run it took, not the one deleted before.
-        assert_eq!(s.get_run("r2").await.unwrap().info.lifecycle_stage, LifecycleStage::Active);
-        assert_eq!(s.get_run("r1").await.unwrap().info.lifecycle_stage, LifecycleStage::Deleted);
+        assert_eq!(
+            s.get_run("r2").await.unwrap().info.lifecycle_stage,
+            LifecycleStage::Active
+        );
+        assert_eq!(
+            s.get_run("r1").await.unwrap().info.lifecycle_stage,
+            LifecycleStage::Deleted
+        );
 
-        let found = s.search_experiments(ViewType::All, &query("name LIKE 'ex%'", &[])).await.unwrap();
+        let found = s
+            .search_experiments(ViewType::All, &query("name LIKE 'ex%'", &[]))
+            .await
+            .unwrap();
         assert_eq!(found.len(), 1);
-        let found = s.search_experiments(ViewType::All, &query("name LIKE 'EX%'", &[])).await.unwrap();
+        let found = s
+            .search_experiments(ViewType::All, &query("name LIKE 'EX%'", &[]))
+            .await
+            .unwrap();
         assert_eq!(found.len(), 0, "LIKE is case-sensitive on {}", b.name);
-        let found = s.search_experiments(ViewType::All, &query("name ILIKE 'EX%'", &[])).await.unwrap();
+        let found = s
+            .search_experiments(ViewType::All, &query("name ILIKE 'EX%'", &[]))
+            .await
+            .unwrap();
         assert_eq!(found.len(), 1);
-        let found = s.search_experiments(ViewType::All, &query("tags.t = 'v'", &[])).await.unwrap();
+        let found = s
+            .search_experiments(ViewType::All, &query("tags.t = 'v'", &[]))
+            .await
+            .unwrap();
         assert_eq!(found.len(), 1);
     }
 }
@@ -81,7 +117,9 @@ async fn metrics_latest_and_history() {
         ];
         s.log_batch("r", &points, &[], &[]).await.unwrap();
         // Greatest step wins over a later timestamp.
-        s.log_batch("r", &[Metric::new("m", 9.0, 999, 1)], &[], &[]).await.unwrap();
+        s.log_batch("r", &[Metric::new("m", 9.0, 999, 1)], &[], &[])
+            .await
+            .unwrap();
         let run = s.get_run("r").await.unwrap();
         let get = |k: &str| run.data.metrics.iter().find(|m| m.key == k).unwrap().value;
         assert_eq!(get("m"), 3.0, "{}", b.name);
@@ -102,22 +140,47 @@ async fn params_are_immutable_and_batches_atomic() {
     for b in backends().await {
         let s = &b.store;
         s.create_run(&run_info("r", "0", 1), &[]).await.unwrap();
-        s.log_batch("r", &[], &[Tag::new("lr", "0.1")], &[]).await.unwrap();
-        s.log_batch("r", &[], &[Tag::new("lr", "0.1")], &[]).await.unwrap();
+        s.log_batch("r", &[], &[Tag::new("lr", "0.1")], &[])
+            .await
+            .unwrap();
+        s.log_batch("r", &[], &[Tag::new("lr", "0.1")], &[])
+            .await
+            .unwrap();
         let err = s
-            .log_batch("r", &[Metric::new("x", 1.0, 1, 0)], &[Tag::new("lr", "0.2"), Tag::new("new", "1")], &[])
+            .log_batch(
+                "r",
+                &[Metric::new("x", 1.0, 1, 0)],
+                &[Tag::new("lr", "0.2"), Tag::new("new", "1")],
+                &[],
+            )
             .await
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidParameter);
-        assert!(err.message.contains("Changing param values is not allowed"), "{}", err.message);
+        assert!(
+            err.message.contains("Changing param values is not allowed"),
+            "{}",
+            err.message
+        );
         let run = s.get_run("r").await.unwrap();
-        assert!(run.data.metrics.is_empty(), "nothing of a failed batch is written on {}", b.name);
+        assert!(
+            run.data.metrics.is_empty(),
+            "nothing of a failed batch is written on {}",
+            b.name
+        );
         assert_eq!(run.data.params, vec![Tag::new("lr", "0.1")]);
 
-        s.set_run_lifecycle("r", LifecycleStage::Deleted).await.unwrap();
-        let err = s.log_batch("r", &[Metric::new("x", 1.0, 1, 0)], &[], &[]).await.unwrap_err();
+        s.set_run_lifecycle("r", LifecycleStage::Deleted)
+            .await
+            .unwrap();
+        let err = s
+            .log_batch("r", &[Metric::new("x", 1.0, 1, 0)], &[], &[])
+            .await
+            .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidParameter);
-        let err = s.log_batch("nope", &[Metric::new("x", 1.0, 1, 0)], &[], &[]).await.unwrap_err();
+        let err = s
+            .log_batch("nope", &[Metric::new("x", 1.0, 1, 0)], &[], &[])
+            .await
+            .unwrap_err();
         assert_eq!(err.kind, ErrorKind::NotFound);
     }
 }
@@ -128,50 +191,123 @@ async fn search_runs_filters_and_order() {
         let s = &b.store;
         for i in 0..10i64 {
             let id = format!("run{i}");
-            s.create_run(&run_info(&id, "0", 1000 + i), &[Tag::new("team", if i % 2 == 0 { "Alpha" } else { "beta" })])
-                .await
-                .unwrap();
-            s.log_batch(&id, &[Metric::new("acc", i as f64 / 10.0, 1, 0)], &[Tag::new("lr", format!("0.{i}"))], &[])
-                .await
-                .unwrap();
+            s.create_run(
+                &run_info(&id, "0", 1000 + i),
+                &[Tag::new("team", if i % 2 == 0 { "Alpha" } else { "beta" })],
+            )
+            .await
+            .unwrap();
+            s.log_batch(
+                &id,
+                &[Metric::new("acc", i as f64 / 10.0, 1, 0)],
+                &[Tag::new("lr", format!("0.{i}"))],
+                &[],
+            )
+            .await
+            .unwrap();
         }
-        s.log_batch("run3", &[], &[], &[Tag::new("only", "here")]).await.unwrap();
+        s.log_batch("run3", &[], &[], &[Tag::new("only", "here")])
+            .await
+            .unwrap();
         let ids = vec!["0".to_string()];
-        let names = |runs: Vec<kaizen_core::Run>| runs.into_iter().map(|r| r.info.run_id).collect::<Vec<_>>();
+        let names = |runs: Vec<kaizen_core::Run>| {
+            runs.into_iter().map(|r| r.info.run_id).collect::<Vec<_>>()
+        };
 
-        let r = s.search_runs(&ids, ViewType::ActiveOnly, &query("metrics.acc > 0.65", &[])).await.unwrap();
+        let r = s
+            .search_runs(
+                &ids,
+                ViewType::ActiveOnly,
+                &query("metrics.acc > 0.65", &[]),
+            )
+            .await
+            .unwrap();
         assert_eq!(names(r), vec!["run9", "run8", "run7"], "{}", b.name);
         let r = s
-            .search_runs(&ids, ViewType::ActiveOnly, &query("metrics.acc >= 0.2 AND tags.team = 'Alpha'", &["metrics.acc ASC"]))
+            .search_runs(
+                &ids,
+                ViewType::ActiveOnly,
+                &query(
+                    "metrics.acc >= 0.2 AND tags.team = 'Alpha'",
+                    &["metrics.acc ASC"],
+                ),
+            )
             .await
             .unwrap();
         assert_eq!(names(r), vec!["run2", "run4", "run6", "run8"]);
-        let r = s.search_runs(&ids, ViewType::ActiveOnly, &query("tags.team LIKE 'alp%'", &[])).await.unwrap();
+        let r = s
+            .search_runs(
+                &ids,
+                ViewType::ActiveOnly,
+                &query("tags.team LIKE 'alp%'", &[]),
+            )
+            .await
+            .unwrap();
         assert!(r.is_empty(), "LIKE is case-sensitive on {}", b.name);
-        let r = s.search_runs(&ids, ViewType::ActiveOnly, &query("tags.team ILIKE 'alp%'", &[])).await.unwrap();
+        let r = s
+            .search_runs(
+                &ids,
+                ViewType::ActiveOnly,
+                &query("tags.team ILIKE 'alp%'", &[]),
+            )
+            .await
+            .unwrap();
         assert_eq!(r.len(), 5);
         let r = s
-            .search_runs(&ids, ViewType::ActiveOnly, &query("params.lr IN ('0.1', '0.2') AND attributes.status = 'RUNNING'", &[]))
+            .search_runs(
+                &ids,
+                ViewType::ActiveOnly,
+                &query(
+                    "params.lr IN ('0.1', '0.2') AND attributes.status = 'RUNNING'",
+                    &[],
+                ),
+            )
             .await
             .unwrap();
         assert_eq!(names(r), vec!["run2", "run1"]);
-        let r = s.search_runs(&ids, ViewType::ActiveOnly, &query("attributes.run_name != 'run-run0'", &[])).await.unwrap();
+        let r = s
+            .search_runs(
+                &ids,
+                ViewType::ActiveOnly,
+                &query("attributes.run_name != 'run-run0'", &[]),
+            )
+            .await
+            .unwrap();
         assert_eq!(r.len(), 9);
-        let r = s.search_runs(&ids, ViewType::ActiveOnly, &query("attributes.start_time >= 1008", &[])).await.unwrap();
+        let r = s
+            .search_runs(
+                &ids,
+                ViewType::ActiveOnly,
+                &query("attributes.start_time >= 1008", &[]),
+            )
+            .await
+            .unwrap();
         assert_eq!(r.len(), 2);
         // Runs without the key sort last in both directions.
         for dir in ["ASC", "DESC"] {
             let o = format!("tags.only {dir}");
-            let r = s.search_runs(&ids, ViewType::ActiveOnly, &query("", &[&o])).await.unwrap();
+            let r = s
+                .search_runs(&ids, ViewType::ActiveOnly, &query("", &[&o]))
+                .await
+                .unwrap();
             assert_eq!(r[0].info.run_id, "run3");
         }
         let mut q = query("", &["params.lr DESC"]);
         q.max_results = 3;
         q.offset = 3;
         let r = s.search_runs(&ids, ViewType::ActiveOnly, &q).await.unwrap();
-        assert_eq!(names(r), vec!["run6", "run5", "run4", "run3"], "max_results + 1 rows for paging");
-        s.set_run_lifecycle("run0", LifecycleStage::Deleted).await.unwrap();
-        let r = s.search_runs(&ids, ViewType::DeletedOnly, &query("", &[])).await.unwrap();
+        assert_eq!(
+            names(r),
+            vec!["run6", "run5", "run4", "run3"],
+            "max_results + 1 rows for paging"
+        );
+        s.set_run_lifecycle("run0", LifecycleStage::Deleted)
+            .await
+            .unwrap();
+        let r = s
+            .search_runs(&ids, ViewType::DeletedOnly, &query("", &[]))
+            .await
+            .unwrap();
         assert_eq!(names(r), vec!["run0"]);
     }
 }

@@ -1,6 +1,7 @@
 //! One module per command. Exit codes: 0 success, 1 a user or input failure (bad arguments,
 //! unknown ids, refused input), 2 an internal failure.
 
+mod quickstart;
 mod server;
 
 use std::process::ExitCode;
@@ -14,7 +15,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         match cli.command {
             Command::Server(args) => server::run(args).await,
-            Command::Quickstart(_) | Command::Experiments(_) | Command::Runs(_) | Command::Models(_) => {
+            Command::Quickstart(args) => quickstart::run(args).await,
+            Command::Experiments(_) | Command::Runs(_) | Command::Models(_) => {
                 anyhow::bail!("this command is not available yet in this build")
             }
         }

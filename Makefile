@@ -1,0 +1,25 @@
+# kaizen's developer commands. `make quickstart` and `make test` are the README's two set-up commands.
+.PHONY: install quickstart test lint format bench build
+
+build:
+	cargo build -p kaizen
+
+install:
+	scripts/setup.sh
+	cargo install --locked --path crates/kaizen
+
+quickstart: build
+	./target/debug/kaizen quickstart
+
+test:
+	scripts/test.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+format:
+	cargo fmt --all
+
+bench:
+	benches/tracking/run.sh

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what kaizen's build, tests and benches need on a fresh Debian machine, idempotently:
+# Debian packages (a C toolchain for bundled SQLite, PostgreSQL for the store tests) and a Python
+# venv at .venv with the pinned `mlflow` client for the end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "setup: $*" >&2; }
+
+need_apt=()
+command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        log "missing Debian packages: ${need_apt[*]}; install them (needs root) and run again"
+        exit 1
+    fi
+    log "installing ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq "${need_apt[@]}" >&2
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    log "cargo not found: install the Rust toolchain (rustup) first"
+    exit 1
+fi
+
+venv=.venv
+if [ ! -x "$venv/bin/python" ]; then
+    log "creating $venv"
+    python3 -m venv "$venv"
+fi
+stamp="$venv/.kaizen-requirements"
+if ! cmp -s tests/e2e/requirements.txt "$stamp" 2>/dev/null; then
+    log "installing Python test requirements (mlflow client, pytest)"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r tests/e2e/requirements.txt >&2
+    cp tests/e2e/requirements.txt "$stamp"
+fi
+log "ready"
