@@ -253,10 +253,10 @@ impl LoggedModelStatus {
 
     pub fn parse(s: &str) -> Result<Self> {
         match s {
-            "LOGGED_MODEL_STATUS_UNSPECIFIED" | "0" => Ok(Self::Unspecified),
-            "LOGGED_MODEL_PENDING" | "1" => Ok(Self::Pending),
-            "LOGGED_MODEL_READY" | "2" => Ok(Self::Ready),
-            "LOGGED_MODEL_UPLOAD_FAILED" | "3" => Ok(Self::Failed),
+            "LOGGED_MODEL_STATUS_UNSPECIFIED" | "UNSPECIFIED" | "0" => Ok(Self::Unspecified),
+            "LOGGED_MODEL_PENDING" | "PENDING" | "1" => Ok(Self::Pending),
+            "LOGGED_MODEL_READY" | "READY" | "2" => Ok(Self::Ready),
+            "LOGGED_MODEL_UPLOAD_FAILED" | "UPLOAD_FAILED" | "FAILED" | "3" => Ok(Self::Failed),
             other => Err(Error::invalid(format!(
                 "Invalid logged model status '{other}'"
             ))),

@@ -304,7 +304,13 @@ impl SqlStore {
                     "name" | "model_type" | "source_run_id" | "status" | "model_id",
                     Value::Str(v),
                 ) if matches!(c.op, Op::Eq | Op::Ne) => {
-                    let v = sql.arg(Arg::Str(v.clone()));
+                    // Statuses are stored by their full enum name; users write `status = 'READY'`.
+                    let v = if c.key == "status" {
+                        LoggedModelStatus::parse(&v.to_ascii_uppercase())?.as_str().to_string()
+                    } else {
+                        v.clone()
+                    };
+                    let v = sql.arg(Arg::Str(v));
                     format!("m.{} {} {v}", c.key, c.op.as_sql())
                 }
                 (
