@@ -3,7 +3,12 @@
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "kaizen", version, about = "kaizen: the MLOps loop in one binary", propagate_version = true)]
+#[command(
+    name = "kaizen",
+    version,
+    about = "kaizen: the MLOps loop in one binary",
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -178,8 +183,9 @@ pub enum ModelsCommand {
         name: String,
         alias: String,
         /// The version to point the alias at.
+        #[arg(id = "model_version", value_name = "VERSION")]
         version: Option<String>,
-        #[arg(long, conflicts_with = "version")]
+        #[arg(long, conflicts_with = "model_version")]
         delete: bool,
         /// Why, for the audit log.
         #[arg(long)]

@@ -29,8 +29,22 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// A titled table after a blank line, or `title: none` when there are no rows.
+pub fn section(title: &str, headers: &[&str], rows: Vec<Vec<String>>) {
+    println!();
+    if rows.is_empty() {
+        println!("{title}: none");
+    } else {
+        println!("{title}:");
+        table(headers, &rows);
+    }
+}
+
 pub fn json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    );
 }
 
 /// A millisecond timestamp as `YYYY-MM-DD HH:MM:SS` UTC.
@@ -50,11 +64,65 @@ pub fn time(ms: Option<i64>) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A metric or number for a table: short, without float noise (`0.1`, `1234.5678`, `1.2346e-7`).
+pub fn number(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let a = v.abs();
+    if (1e-4..1e15).contains(&a) {
+        let s = format!("{v:.6}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        if s == "-0" { "0".into() } else { s.into() }
+    } else {
+        format!("{v:.4e}")
+    }
+}
+
+/// A duration in milliseconds as `1h02m03s`, `2m05s` or `1.234s`.
+pub fn duration(ms: i64) -> String {
+    if ms < 0 {
+        return "-".into();
+    }
+    let secs = ms / 1000;
+    match secs {
+        0..60 => format!("{}.{:03}s", secs, ms % 1000),
+        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m{:02}s", secs / 3600, secs % 3600 / 60, secs % 60),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn numbers() {
+        use super::number;
+        assert_eq!(number(0.1 + 0.2), "0.3");
+        assert_eq!(number(3.0), "3");
+        assert_eq!(number(-1234.56789012), "-1234.56789");
+        assert_eq!(number(1.23456e-7), "1.2346e-7");
+        assert_eq!(number(f64::NAN), "NaN");
+        assert_eq!(number(f64::NEG_INFINITY), "-Infinity");
+        assert_eq!(number(-0.0), "0");
+        assert_eq!(super::duration(1_234), "1.234s");
+        assert_eq!(super::duration(125_000), "2m05s");
+        assert_eq!(super::duration(3_723_000), "1h02m03s");
+    }
+
     #[test]
     fn times() {
         assert_eq!(super::time(Some(0)), "1970-01-01 00:00:00");

@@ -17,7 +17,9 @@ pub fn home() -> PathBuf {
     if let Some(h) = std::env::var_os(ENV_HOME).filter(|h| !h.is_empty()) {
         return PathBuf::from(h);
     }
-    let base = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let base = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     base.join(".kaizen")
 }
 

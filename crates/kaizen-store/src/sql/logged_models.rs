@@ -306,7 +306,9 @@ impl SqlStore {
                 ) if matches!(c.op, Op::Eq | Op::Ne) => {
                     // Statuses are stored by their full enum name; users write `status = 'READY'`.
                     let v = if c.key == "status" {
-                        LoggedModelStatus::parse(&v.to_ascii_uppercase())?.as_str().to_string()
+                        LoggedModelStatus::parse(&v.to_ascii_uppercase())?
+                            .as_str()
+                            .to_string()
                     } else {
                         v.clone()
                     };

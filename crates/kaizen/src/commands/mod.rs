@@ -1,7 +1,10 @@
 //! One module per command. Exit codes: 0 success, 1 a user or input failure (bad arguments,
 //! unknown ids, refused input), 2 an internal failure.
 
+mod experiments;
+mod models;
 mod quickstart;
+mod runs;
 mod server;
 
 use std::process::ExitCode;
@@ -16,11 +19,73 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         match cli.command {
             Command::Server(args) => server::run(args).await,
             Command::Quickstart(args) => quickstart::run(args).await,
-            Command::Experiments(_) | Command::Runs(_) | Command::Models(_) => {
-                anyhow::bail!("this command is not available yet in this build")
-            }
+            Command::Experiments(cmd) => experiments::run(cmd).await,
+            Command::Runs(cmd) => runs::run(cmd).await,
+            Command::Models(cmd) => models::run(cmd).await,
         }
     })
+}
+
+/// The client the `experiments`, `runs` and `models` commands talk through: a server when
+/// `--tracking-uri` / `MLFLOW_TRACKING_URI` is an `http(s)://` URL, else the local home in-process.
+/// A `sqlite://` or `postgresql://` URI opens that store in-process (artifacts stay in the home).
+async fn connect(
+    args: &crate::cli::TrackingArgs,
+) -> anyhow::Result<Box<dyn kaizen_client::TrackingClient>> {
+    use anyhow::Context;
+    use kaizen_client::{Auth, HttpClient, LocalClient};
+
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let user = env("USER").or_else(|| env("USERNAME"));
+    let uri = args
+        .tracking_uri
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty());
+    let store_uri = match uri {
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+            let auth = match (
+                env("MLFLOW_TRACKING_USERNAME"),
+                env("MLFLOW_TRACKING_PASSWORD"),
+                env("MLFLOW_TRACKING_TOKEN"),
+            ) {
+                (Some(user), password, _) => Auth::Basic {
+                    user,
+                    password: password.unwrap_or_default(),
+                },
+                (None, _, Some(token)) => Auth::Bearer(token),
+                _ => Auth::None,
+            };
+            let client = HttpClient::new(u)?.with_user(user).with_auth(auth);
+            return Ok(Box::new(client));
+        }
+        Some(u)
+            if u.starts_with("sqlite:")
+                || u.starts_with("postgresql:")
+                || u.starts_with("postgres:") =>
+        {
+            u.to_string()
+        }
+        Some(u) => {
+            return Err(kaizen_core::Error::invalid(format!(
+                "Unsupported tracking URI '{u}' (--tracking-uri or {}): use http(s)://host:port \
+                 for a server, sqlite:///path or postgresql://... for a store, or leave it unset \
+                 for the local home",
+                crate::settings::ENV_TRACKING_URI
+            ))
+            .into());
+        }
+        None => crate::settings::default_store_uri(),
+    };
+    let artifacts_uri = crate::settings::default_artifacts_uri();
+    let services = kaizen_tracking::Services::open(&store_uri, &artifacts_uri)
+        .await
+        .with_context(|| format!("cannot open the store {store_uri}"))?;
+    let target = match uri {
+        Some(u) => u.to_string(),
+        None => crate::settings::home().display().to_string(),
+    };
+    Ok(Box::new(LocalClient::new(services, target).with_user(user)))
 }
 
 /// Maps an error to the documented exit codes.

@@ -22,7 +22,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next_f64(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
@@ -40,7 +43,12 @@ fn dataset(n: usize) -> Vec<(f64, f64)> {
 }
 
 fn rmse(data: &[(f64, f64)], w: f64, b: f64) -> f64 {
-    (data.iter().map(|(x, y)| (w * x + b - y).powi(2)).sum::<f64>() / data.len() as f64).sqrt()
+    (data
+        .iter()
+        .map(|(x, y)| (w * x + b - y).powi(2))
+        .sum::<f64>()
+        / data.len() as f64)
+        .sqrt()
 }
 
 pub async fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
@@ -105,7 +113,10 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     }
     let test_rmse = rmse(test, w, b);
     tracking
-        .log_metric(&run_id, Metric::new("test_rmse", test_rmse, kaizen_core::now_millis(), epochs))
+        .log_metric(
+            &run_id,
+            Metric::new("test_rmse", test_rmse, kaizen_core::now_millis(), epochs),
+        )
         .await?;
 
     let model = json!({"kind": "linear", "weight": w, "bias": b, "feature": "x", "target": "y"});
@@ -117,7 +128,12 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         .put(&model_path, serde_json::to_vec_pretty(&model)?.into())
         .await?;
     tracking
-        .update_run(&run_id, Some(kaizen_core::RunStatus::Finished), Some(kaizen_core::now_millis()), None)
+        .update_run(
+            &run_id,
+            Some(kaizen_core::RunStatus::Finished),
+            Some(kaizen_core::now_millis()),
+            None,
+        )
         .await?;
 
     let registry = &services.registry;
@@ -129,7 +145,12 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         Ok(_) => {}
         Err(e) if e.is_not_found() => {
             registry
-                .create_registered_model(MODEL, Some("Linear model trained by `kaizen quickstart`"), &[], &actor)
+                .create_registered_model(
+                    MODEL,
+                    Some("Linear model trained by `kaizen quickstart`"),
+                    &[],
+                    &actor,
+                )
                 .await?;
         }
         Err(e) => return Err(e.into()),
@@ -169,10 +190,17 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         println!("  run          {run_id} ({epochs} epochs, lr {lr})");
         println!("  model        y = {w:.4}·x + {b:.4}");
         println!("  test RMSE    {test_rmse:.4}");
-        println!("  registered   {MODEL} version {} (alias champion)", version.version);
+        println!(
+            "  registered   {MODEL} version {} (alias champion)",
+            version.version
+        );
         println!();
-        println!("next: `kaizen server` serves this home on http://127.0.0.1:5000 for the mlflow client;");
-        println!("      `kaizen runs show {run_id}` and `kaizen models history {MODEL}` show what was recorded.");
+        println!(
+            "next: `kaizen server` serves this home on http://127.0.0.1:5000 for the mlflow client;"
+        );
+        println!(
+            "      `kaizen runs show {run_id}` and `kaizen models history {MODEL}` show what was recorded."
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -185,6 +213,9 @@ mod tests {
     fn data_is_deterministic_and_learnable() {
         let a = dataset(10);
         assert_eq!(a, dataset(10));
-        assert!(a.iter().all(|(x, y)| (0.0..1.0).contains(x) && (y - (3.0 * x + 2.0)).abs() <= 0.1));
+        assert!(
+            a.iter()
+                .all(|(x, y)| (0.0..1.0).contains(x) && (y - (3.0 * x + 2.0)).abs() <= 0.1)
+        );
     }
 }

@@ -11,10 +11,14 @@ use crate::cli::ServerArgs;
 use crate::settings;
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let store_uri = args.backend_store_uri.unwrap_or_else(settings::default_store_uri);
+    let store_uri = args
+        .backend_store_uri
+        .unwrap_or_else(settings::default_store_uri);
     let artifacts_uri = args
         .artifacts_destination
-        .or(args.default_artifact_root.filter(|r| r.starts_with("file://")))
+        .or(args
+            .default_artifact_root
+            .filter(|r| r.starts_with("file://")))
         .unwrap_or_else(settings::default_artifacts_uri);
     let services = Services::open(&store_uri, &artifacts_uri)
         .await
@@ -25,7 +29,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     tracing::info!(%local, backend = services.store.backend(), artifacts = %artifacts_uri, "kaizen server listening");
-    eprintln!("kaizen server listening on http://{local} (backend: {}, artifacts: {artifacts_uri})", services.store.backend());
+    eprintln!(
+        "kaizen server listening on http://{local} (backend: {}, artifacts: {artifacts_uri})",
+        services.store.backend()
+    );
     let state = AppState {
         services,
         config: Arc::new(ServerConfig {
@@ -43,7 +50,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
