@@ -251,8 +251,13 @@ struct MpuCreate {
 fn mpu_target(dir: &str, local_path: Option<&str>) -> Result<ArtifactPath, ApiError> {
     let file = local_path
         .and_then(|p| p.rsplit(['/', '\\']).next())
-        .filter(|f| !f.is_empty())
         .ok_or_else(|| ApiError::invalid("Missing value for required parameter 'path'."))?;
+    if file.is_empty() || file == "." || file == ".." {
+        return Err(ApiError::invalid(format!(
+            "Invalid multipart upload path '{}': it must end in a file name",
+            local_path.unwrap_or_default()
+        )));
+    }
     let dir = checked(dir)?;
     Ok(if dir.is_root() {
         checked(file)?
