@@ -6,6 +6,8 @@ Environment:
                     ``mlflow server`` (sqlite only) to validate the tests themselves
   E2E_BACKENDS      comma-separated backends for kaizen (default "sqlite,postgresql")
   E2E_HEALTH_TIMEOUT seconds to wait for GET /health (default 30 for kaizen, 180 for mlflow)
+  KAIZEN_TEST_POSTGRES_URI (or E2E_POSTGRES_URI) a running trust-auth cluster to create the test
+                    databases in, instead of starting one with scripts/pg-start.sh
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def pytest_collection_modifyitems(config, items):
 
 _5xx_lock = threading.Lock()
 _5xx_seen: list[str] = []
+_http_log: list[tuple[str, str, int]] = []  # (method, url, status) of every request of the test
 _orig_send = None
 
 
@@ -58,6 +61,8 @@ def _install_5xx_watchdog():
 
     def send(self, request, **kwargs):
         resp = _orig_send(self, request, **kwargs)
+        with _5xx_lock:
+            _http_log.append((request.method, request.url, resp.status_code))
         if resp.status_code >= 500:
             # The reference server answers multipart upload on a local artifact store with
             # 501 NOT_IMPLEMENTED, and the client falls back to a plain upload: tolerated there.
@@ -73,12 +78,24 @@ def _install_5xx_watchdog():
 def no_5xx(request):
     with _5xx_lock:
         _5xx_seen.clear()
+        _http_log.clear()
     yield
     with _5xx_lock:
         seen = list(_5xx_seen)
         _5xx_seen.clear()
     if seen and "allow_5xx" not in request.keywords:
         pytest.fail("server answered 5xx:\n" + "\n".join(seen), pytrace=False)
+
+
+@pytest.fixture
+def http_log():
+    """A snapshot function: http_log() -> [(method, url, status), ...] of this test's requests."""
+
+    def snapshot():
+        with _5xx_lock:
+            return list(_http_log)
+
+    return snapshot
 
 
 # --------------------------------------------------------------------------------------------

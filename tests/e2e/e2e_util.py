@@ -99,23 +99,34 @@ def find_pg_bin(name: str) -> str:
 
 @dataclass
 class PostgresCluster:
-    dir: Path
+    dir: Path | None  # None: a cluster this suite did not start (and will not stop)
     port: int
     uri: str
+    host: str = "127.0.0.1"
+    user: str = "postgres"
 
     def create_database(self) -> str:
         """CREATE DATABASE kaizen_<random>; returns its URI."""
         name = "kaizen_" + secrets.token_hex(6)
-        subprocess.run(
-            [find_pg_bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
-             "-p", str(self.port), "-U", "postgres", "-d", "postgres",
+        r = subprocess.run(
+            [find_pg_bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.host,
+             "-p", str(self.port), "-U", self.user, "-d", "postgres",
              "-c", f"CREATE DATABASE {name}"],
-            check=True, capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=60,
         )
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+        if r.returncode != 0:
+            raise RuntimeError(f"CREATE DATABASE {name} failed on {self.uri}: {r.stderr.strip()}")
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{name}"
 
 
 def start_postgres() -> PostgresCluster:
+    """Uses the cluster in env KAIZEN_TEST_POSTGRES_URI (trust auth, as scripts/pg-start.sh makes)
+    when set, else starts a throwaway one with scripts/pg-start.sh."""
+    external = os.environ.get("E2E_POSTGRES_URI") or os.environ.get("KAIZEN_TEST_POSTGRES_URI")
+    if external:
+        p = urllib.parse.urlparse(external)
+        return PostgresCluster(dir=None, port=p.port or 5432, uri=external, host=p.hostname or "127.0.0.1",
+                               user=p.username or "postgres")
     d = short_tmpdir("kz-pg-")
     last_err = ""
     for _ in range(3):
@@ -134,6 +145,8 @@ def start_postgres() -> PostgresCluster:
 
 
 def stop_postgres(cluster: PostgresCluster) -> None:
+    if cluster.dir is None:
+        return
     subprocess.run(["bash", str(SCRIPTS / "pg-stop.sh"), str(cluster.dir)],
                    capture_output=True, text=True, timeout=120)
     shutil.rmtree(cluster.dir, ignore_errors=True)
