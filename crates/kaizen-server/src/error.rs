@@ -83,6 +83,14 @@ pub async fn not_found_route(uri: axum::http::Uri, method: axum::http::Method) -
     )
 }
 
+pub async fn method_not_allowed(uri: axum::http::Uri, method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "ENDPOINT_NOT_FOUND",
+        format!("{} does not accept {method}", uri.path()),
+    )
+}
+
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
     ApiError::new(

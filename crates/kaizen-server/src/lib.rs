@@ -51,6 +51,7 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     routes::router(state.clone())
         .fallback(error::not_found_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn(identity::identify))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panic_response,

@@ -52,7 +52,7 @@ CREATE TABLE metrics (
     model_id TEXT,
     dataset_name TEXT,
     dataset_digest TEXT,
-    PRIMARY KEY (run_uuid, key, step, timestamp, is_nan, value)
+    PRIMARY KEY (run_uuid, key, timestamp, step, is_nan, value)
 );
 -- The latest point of each (run, key), kept in the same transaction as `metrics`.
 CREATE TABLE latest_metrics (

@@ -89,7 +89,8 @@ pub trait TrackingStore: Send + Sync {
         tags: &[Tag],
     ) -> Result<()>;
     async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()>;
-    /// The points of one metric in (step, timestamp) order, from `offset`, at most `max_results`.
+    /// The points of one metric in (timestamp, step, value) order, as MLflow returns them, from
+    /// `offset`, at most `max_results`.
     async fn get_metric_history(
         &self,
         run_id: &str,

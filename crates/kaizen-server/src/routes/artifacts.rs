@@ -291,6 +291,12 @@ async fn mpu_create(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .ok_or_else(|| ApiError::invalid("A Host header is required for multipart uploads"))?;
+    // Behind a TLS-terminating proxy the part URLs must use the scheme the client used.
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
     let encoded_dir: String = url::form_urlencoded::byte_serialize(dir.as_bytes())
         .collect::<String>()
         .replace("%2F", "/");
@@ -299,7 +305,7 @@ async fn mpu_create(
         .map(|n| {
             json!({
                 "url": format!(
-                    "http://{host}/api/2.0/mlflow-artifacts/mpu/upload/{encoded_dir}?upload_id={upload_id}&part_number={n}&file={}",
+                    "{scheme}://{host}/api/2.0/mlflow-artifacts/mpu/upload/{encoded_dir}?upload_id={upload_id}&part_number={n}&file={}",
                     url::form_urlencoded::byte_serialize(file.as_bytes()).collect::<String>()
                 ),
                 "part_number": n,

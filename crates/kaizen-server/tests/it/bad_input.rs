@@ -216,3 +216,10 @@ async fn artifact_paths_cannot_escape_the_root() {
         .await;
     assert_eq!((st, v), (StatusCode::OK, Value::String("hello".into())));
 }
+
+#[tokio::test]
+async fn wrong_method_gets_the_error_shape() {
+    let s = TestServer::new(1 << 20).await;
+    let (st, v) = s.get("/api/2.0/mlflow/runs/log-batch").await;
+    assert_error(st, &v, StatusCode::METHOD_NOT_ALLOWED, "ENDPOINT_NOT_FOUND");
+}

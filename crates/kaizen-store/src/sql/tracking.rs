@@ -1012,7 +1012,7 @@ impl TrackingStore for SqlStore {
         }
         let rows = sqlx::query(
             "SELECT key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest FROM metrics \
-             WHERE run_uuid = $1 AND key = $2 ORDER BY step, timestamp, is_nan, value LIMIT $3 OFFSET $4",
+             WHERE run_uuid = $1 AND key = $2 ORDER BY timestamp, step, is_nan, value LIMIT $3 OFFSET $4",
         )
         .bind(run_id)
         .bind(key)

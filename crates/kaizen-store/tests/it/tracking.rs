@@ -127,11 +127,12 @@ async fn metrics_latest_and_history() {
         assert_eq!(get("p"), f64::INFINITY);
         assert_eq!(get("q"), f64::NEG_INFINITY);
         let history = s.get_metric_history("r", "m", 100, 0).await.unwrap();
+        // MLflow's order: timestamp, then step, then value.
         let steps: Vec<i64> = history.iter().map(|m| m.step).collect();
-        assert_eq!(steps, vec![0, 1, 1, 2]);
+        assert_eq!(steps, vec![2, 0, 1, 1]);
         let page = s.get_metric_history("r", "m", 2, 2).await.unwrap();
         assert_eq!(page.len(), 2);
-        assert_eq!(page[1].value, 3.0);
+        assert_eq!(page[1].value, 9.0);
     }
 }
 
