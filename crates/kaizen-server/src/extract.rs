@@ -17,31 +17,46 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Req<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let limit = state.config.max_body_bytes;
-        let value = if req.method() == Method::GET {
-            query_to_json(req.uri().query().unwrap_or(""))
-        } else {
-            let query = req.uri().query().map(query_to_json);
-            let bytes = axum::body::to_bytes(req.into_body(), limit)
-                .await
-                .map_err(|_| ApiError::too_large(limit))?;
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                query.unwrap_or(Value::Object(Map::new()))
-            } else {
-                let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
-                    ApiError::malformed(format!("Malformed JSON request body: {e}"))
-                })?;
-                if !v.is_object() {
-                    return Err(ApiError::malformed(
-                        "The request body must be a JSON object",
-                    ));
+        if req.method() == Method::GET {
+            return from_value(query_to_json(req.uri().query().unwrap_or("")));
+        }
+        let query = req.uri().query().map(query_to_json);
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| ApiError::too_large(limit))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return from_value(query.unwrap_or(Value::Object(Map::new())));
+        }
+        // A derived struct would also accept a JSON array (its fields by position).
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(match serde_json::from_slice::<Value>(&bytes) {
+                Err(syntax) => {
+                    ApiError::malformed(format!("Malformed JSON request body: {syntax}"))
                 }
-                v
-            }
-        };
-        serde_json::from_value(value)
-            .map(Req)
-            .map_err(|e| ApiError::invalid(format!("Invalid request: {e}")))
+                Ok(_) => ApiError::malformed("The request body must be a JSON object"),
+            });
+        }
+        // The common case parses straight into the request type; only a failure pays for a
+        // second parse that tells malformed JSON from a wrong field.
+        match serde_json::from_slice::<T>(&bytes) {
+            Ok(v) => Ok(Req(v)),
+            Err(e) => match serde_json::from_slice::<Value>(&bytes) {
+                Err(syntax) => Err(ApiError::malformed(format!(
+                    "Malformed JSON request body: {syntax}"
+                ))),
+                Ok(v) if !v.is_object() => Err(ApiError::malformed(
+                    "The request body must be a JSON object",
+                )),
+                Ok(_) => Err(ApiError::invalid(format!("Invalid request: {e}"))),
+            },
+        }
     }
+}
+
+fn from_value<T: DeserializeOwned>(value: Value) -> Result<Req<T>, ApiError> {
+    serde_json::from_value(value)
+        .map(Req)
+        .map_err(|e| ApiError::invalid(format!("Invalid request: {e}")))
 }
 
 /// `a=1&b=x+y&b=z` → `{"a": "1", "b": ["x y", "z"]}`; a repeated key becomes a list.

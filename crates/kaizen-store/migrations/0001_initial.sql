@@ -1,4 +1,6 @@
--- kaizen metadata schema, version 1. `{auto_id}` and `{double}` are replaced per dialect.
+-- kaizen metadata schema, version 1. `{auto_id}`, `{double}` and `{without_rowid}` are replaced per
+-- dialect. Tables keyed by a composite primary key are clustered on it in SQLite (WITHOUT ROWID), so
+-- each row is written once instead of into a table and an index.
 CREATE TABLE experiments (
     experiment_id {auto_id},
     name TEXT NOT NULL UNIQUE,
@@ -13,7 +15,7 @@ CREATE TABLE experiment_tags (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (experiment_id, key)
-);
+){without_rowid};
 CREATE TABLE runs (
     run_uuid TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -32,14 +34,14 @@ CREATE TABLE run_tags (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (run_uuid, key)
-);
+){without_rowid};
 CREATE INDEX run_tags_by_key ON run_tags (key, value);
 CREATE TABLE params (
     run_uuid TEXT NOT NULL REFERENCES runs (run_uuid) ON DELETE CASCADE,
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (run_uuid, key)
-);
+){without_rowid};
 CREATE INDEX params_by_key ON params (key, value);
 -- Every logged point. NaN is stored as value 0 with is_nan = 1 because SQLite turns NaN into NULL.
 CREATE TABLE metrics (
@@ -53,7 +55,7 @@ CREATE TABLE metrics (
     dataset_name TEXT,
     dataset_digest TEXT,
     PRIMARY KEY (run_uuid, key, timestamp, step, is_nan, value)
-);
+){without_rowid};
 -- The latest point of each (run, key), kept in the same transaction as `metrics`.
 CREATE TABLE latest_metrics (
     run_uuid TEXT NOT NULL REFERENCES runs (run_uuid) ON DELETE CASCADE,
@@ -63,7 +65,7 @@ CREATE TABLE latest_metrics (
     is_nan SMALLINT NOT NULL,
     value {double} NOT NULL,
     PRIMARY KEY (run_uuid, key)
-);
+){without_rowid};
 CREATE INDEX latest_metrics_by_key ON latest_metrics (key, value);
 CREATE TABLE datasets (
     dataset_uuid TEXT PRIMARY KEY,
@@ -91,7 +93,7 @@ CREATE TABLE input_tags (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (input_uuid, key)
-);
+){without_rowid};
 CREATE TABLE logged_models (
     model_id TEXT PRIMARY KEY,
     experiment_id BIGINT NOT NULL REFERENCES experiments (experiment_id),
@@ -111,13 +113,13 @@ CREATE TABLE logged_model_tags (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (model_id, key)
-);
+){without_rowid};
 CREATE TABLE logged_model_params (
     model_id TEXT NOT NULL REFERENCES logged_models (model_id) ON DELETE CASCADE,
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (model_id, key)
-);
+){without_rowid};
 CREATE TABLE logged_model_metrics (
     model_id TEXT NOT NULL REFERENCES logged_models (model_id) ON DELETE CASCADE,
     key TEXT NOT NULL,
@@ -129,7 +131,7 @@ CREATE TABLE logged_model_metrics (
     dataset_name TEXT,
     dataset_digest TEXT,
     PRIMARY KEY (model_id, key, run_uuid, step, timestamp)
-);
+){without_rowid};
 CREATE TABLE registered_models (
     name TEXT PRIMARY KEY,
     creation_time BIGINT NOT NULL,

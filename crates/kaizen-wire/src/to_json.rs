@@ -19,6 +19,45 @@ pub fn double(v: f64) -> Value {
     }
 }
 
+/// A metric serialized straight to the output, without building a JSON tree: metric histories
+/// run to thousands of points.
+pub struct MetricOut<'a>(pub &'a Metric);
+
+impl serde::Serialize for MetricOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let m = self.0;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("key", &m.key)?;
+        if m.value.is_finite() {
+            map.serialize_entry("value", &m.value)?;
+        } else {
+            map.serialize_entry("value", &double(m.value))?;
+        }
+        map.serialize_entry("timestamp", &m.timestamp)?;
+        map.serialize_entry("step", &m.step)?;
+        for (k, v) in [
+            ("dataset_name", &m.dataset_name),
+            ("dataset_digest", &m.dataset_digest),
+            ("model_id", &m.model_id),
+            ("run_id", &m.run_id),
+        ] {
+            if let Some(v) = v {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// The answer of `metrics/get-history`.
+#[derive(serde::Serialize)]
+pub struct MetricHistory<'a> {
+    pub metrics: Vec<MetricOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
 pub fn tags(tags: &[Tag]) -> Value {
     Value::Array(
         tags.iter()
@@ -47,62 +86,148 @@ pub fn experiment(e: &Experiment) -> Value {
 }
 
 pub fn metric(m: &Metric) -> Value {
-    let mut obj = Map::new();
-    obj.insert("key".into(), json!(m.key));
-    obj.insert("value".into(), double(m.value));
-    obj.insert("timestamp".into(), json!(m.timestamp));
-    obj.insert("step".into(), json!(m.step));
-    put_opt(&mut obj, "dataset_name", m.dataset_name.clone());
-    put_opt(&mut obj, "dataset_digest", m.dataset_digest.clone());
-    put_opt(&mut obj, "model_id", m.model_id.clone());
-    put_opt(&mut obj, "run_id", m.run_id.clone());
-    Value::Object(obj)
+    serde_json::to_value(MetricOut(m)).unwrap_or(Value::Null)
 }
 
 pub fn run_info(i: &RunInfo) -> Value {
-    let mut obj = Map::new();
-    obj.insert("run_id".into(), json!(i.run_id));
-    obj.insert("run_uuid".into(), json!(i.run_id));
-    obj.insert("run_name".into(), json!(i.run_name));
-    obj.insert("experiment_id".into(), json!(i.experiment_id));
-    obj.insert("user_id".into(), json!(i.user_id));
-    obj.insert("status".into(), json!(i.status.as_str()));
-    put_opt(&mut obj, "start_time", i.start_time);
-    put_opt(&mut obj, "end_time", i.end_time);
-    obj.insert("artifact_uri".into(), json!(i.artifact_uri));
-    obj.insert("lifecycle_stage".into(), json!(i.lifecycle_stage.as_str()));
-    Value::Object(obj)
-}
-
-fn dataset_input(d: &DatasetInput) -> Value {
-    let mut ds = Map::new();
-    ds.insert("name".into(), json!(d.dataset.name));
-    ds.insert("digest".into(), json!(d.dataset.digest));
-    ds.insert("source_type".into(), json!(d.dataset.source_type));
-    ds.insert("source".into(), json!(d.dataset.source));
-    put_opt(&mut ds, "schema", d.dataset.schema.clone());
-    put_opt(&mut ds, "profile", d.dataset.profile.clone());
-    json!({"tags": tags(&d.tags), "dataset": Value::Object(ds)})
+    serde_json::to_value(RunInfoOut(i)).unwrap_or(Value::Null)
 }
 
 pub fn run(r: &Run) -> Value {
-    json!({
-        "info": run_info(&r.info),
-        "data": {
-            "metrics": r.data.metrics.iter().map(|m| json!({
-                "key": m.key, "value": double(m.value), "timestamp": m.timestamp, "step": m.step
-            })).collect::<Vec<_>>(),
-            "params": tags(&r.data.params),
-            "tags": tags(&r.data.tags),
-        },
-        "inputs": {
-            "dataset_inputs": r.inputs.dataset_inputs.iter().map(dataset_input).collect::<Vec<_>>(),
-            "model_inputs": r.inputs.model_inputs.iter().map(|m| json!({"model_id": m.model_id})).collect::<Vec<_>>(),
-        },
-        "outputs": {
-            "model_outputs": r.outputs.model_outputs.iter().map(|m| json!({"model_id": m.model_id, "step": m.step.unwrap_or(0)})).collect::<Vec<_>>(),
-        },
-    })
+    serde_json::to_value(RunOut(r)).unwrap_or(Value::Null)
+}
+
+/// A run's info in MLflow's shape (both `run_id` and the legacy `run_uuid`).
+pub struct RunInfoOut<'a>(pub &'a RunInfo);
+
+impl serde::Serialize for RunInfoOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let i = self.0;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("run_id", &i.run_id)?;
+        map.serialize_entry("run_uuid", &i.run_id)?;
+        map.serialize_entry("run_name", &i.run_name)?;
+        map.serialize_entry("experiment_id", &i.experiment_id)?;
+        map.serialize_entry("user_id", &i.user_id)?;
+        map.serialize_entry("status", i.status.as_str())?;
+        if let Some(t) = i.start_time {
+            map.serialize_entry("start_time", &t)?;
+        }
+        if let Some(t) = i.end_time {
+            map.serialize_entry("end_time", &t)?;
+        }
+        map.serialize_entry("artifact_uri", &i.artifact_uri)?;
+        map.serialize_entry("lifecycle_stage", i.lifecycle_stage.as_str())?;
+        map.end()
+    }
+}
+
+struct DatasetInputOut<'a>(&'a DatasetInput);
+
+impl serde::Serialize for DatasetInputOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let d = &self.0.dataset;
+        let mut ds = Map::new();
+        ds.insert("name".into(), json!(d.name));
+        ds.insert("digest".into(), json!(d.digest));
+        ds.insert("source_type".into(), json!(d.source_type));
+        ds.insert("source".into(), json!(d.source));
+        put_opt(&mut ds, "schema", d.schema.clone());
+        put_opt(&mut ds, "profile", d.profile.clone());
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("tags", &self.0.tags)?;
+        map.serialize_entry("dataset", &ds)?;
+        map.end()
+    }
+}
+
+/// A run in MLflow's shape, serialized straight to the output: a search answers with up to
+/// thousands of them.
+pub struct RunOut<'a>(pub &'a Run);
+
+impl serde::Serialize for RunOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        #[derive(serde::Serialize)]
+        struct Data<'a> {
+            metrics: Vec<MetricOut<'a>>,
+            params: &'a [Tag],
+            tags: &'a [Tag],
+        }
+        #[derive(serde::Serialize)]
+        struct ModelIn<'a> {
+            model_id: &'a str,
+        }
+        #[derive(serde::Serialize)]
+        struct ModelOutput<'a> {
+            model_id: &'a str,
+            step: i64,
+        }
+        #[derive(serde::Serialize)]
+        struct Inputs<'a> {
+            dataset_inputs: Vec<DatasetInputOut<'a>>,
+            model_inputs: Vec<ModelIn<'a>>,
+        }
+        #[derive(serde::Serialize)]
+        struct Outputs<'a> {
+            model_outputs: Vec<ModelOutput<'a>>,
+        }
+        let r = self.0;
+        let mut map = s.serialize_map(Some(4))?;
+        map.serialize_entry("info", &RunInfoOut(&r.info))?;
+        map.serialize_entry(
+            "data",
+            &Data {
+                metrics: r.data.metrics.iter().map(MetricOut).collect(),
+                params: &r.data.params,
+                tags: &r.data.tags,
+            },
+        )?;
+        map.serialize_entry(
+            "inputs",
+            &Inputs {
+                dataset_inputs: r
+                    .inputs
+                    .dataset_inputs
+                    .iter()
+                    .map(DatasetInputOut)
+                    .collect(),
+                model_inputs: r
+                    .inputs
+                    .model_inputs
+                    .iter()
+                    .map(|m| ModelIn {
+                        model_id: &m.model_id,
+                    })
+                    .collect(),
+            },
+        )?;
+        map.serialize_entry(
+            "outputs",
+            &Outputs {
+                model_outputs: r
+                    .outputs
+                    .model_outputs
+                    .iter()
+                    .map(|m| ModelOutput {
+                        model_id: &m.model_id,
+                        step: m.step.unwrap_or(0),
+                    })
+                    .collect(),
+            },
+        )?;
+        map.end()
+    }
+}
+
+/// The answer of `runs/search`.
+#[derive(serde::Serialize)]
+pub struct RunPage<'a> {
+    pub runs: Vec<RunOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
 }
 
 pub fn logged_model(m: &LoggedModel) -> Value {

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use kaizen_core::{Dataset, DatasetInput, Metric, ModelIo, RunStatus, Tag, ViewType};
 use kaizen_tracking::NewRun;
@@ -371,7 +372,10 @@ struct SearchRuns {
     page_token: Option<String>,
 }
 
-async fn search_runs(State(s): State<AppState>, Req(req): Req<SearchRuns>) -> ApiResult {
+async fn search_runs(
+    State(s): State<AppState>,
+    Req(req): Req<SearchRuns>,
+) -> Result<axum::response::Response, ApiError> {
     let page = s
         .services
         .tracking
@@ -384,8 +388,11 @@ async fn search_runs(State(s): State<AppState>, Req(req): Req<SearchRuns>) -> Ap
             req.page_token.as_deref(),
         )
         .await?;
-    let body = json!({"runs": page.items.iter().map(to_json::run).collect::<Vec<_>>()});
-    Ok(Json(to_json::with_page_token(body, page.next_page_token)))
+    Ok(Json(to_json::RunPage {
+        runs: page.items.iter().map(to_json::RunOut).collect(),
+        next_page_token: page.next_page_token,
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -653,7 +660,7 @@ struct GetMetricHistory {
 async fn get_metric_history(
     State(s): State<AppState>,
     Req(req): Req<GetMetricHistory>,
-) -> ApiResult {
+) -> Result<axum::response::Response, ApiError> {
     let run_id = RunId {
         run_id: req.run_id,
         run_uuid: req.run_uuid,
@@ -665,8 +672,11 @@ async fn get_metric_history(
         .tracking
         .get_metric_history(&run_id, &key, req.max_results, req.page_token.as_deref())
         .await?;
-    let body = json!({"metrics": page.items.iter().map(to_json::metric).collect::<Vec<_>>()});
-    Ok(Json(to_json::with_page_token(body, page.next_page_token)))
+    Ok(Json(to_json::MetricHistory {
+        metrics: page.items.iter().map(to_json::MetricOut).collect(),
+        next_page_token: page.next_page_token,
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]

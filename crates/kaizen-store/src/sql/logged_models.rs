@@ -48,7 +48,12 @@ impl SqlStore {
             ));
             let list: Vec<String> = index.keys().map(|k| sql.arg(Arg::Str(k.clone()))).collect();
             sql.push(&list.join(", ")).push(") ORDER BY key");
-            for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
+            for row in sql
+                .query(self.dialect)
+                .fetch_all(&self.read)
+                .await
+                .map_err(db_err)?
+            {
                 let i = index[&row.get::<String, _>("model_id")];
                 let tag = Tag::new(row.get::<String, _>("key"), row.get::<String, _>("value"));
                 if table == "logged_model_tags" {
@@ -65,7 +70,12 @@ impl SqlStore {
         let list: Vec<String> = index.keys().map(|k| sql.arg(Arg::Str(k.clone()))).collect();
         sql.push(&list.join(", "))
             .push(") ORDER BY key, step, timestamp");
-        for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
+        for row in sql
+            .query(self.dialect)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?
+        {
             let i = index[&row.get::<String, _>("model_id")];
             let mut m = Metric::new(
                 row.get::<String, _>("key"),
@@ -362,7 +372,11 @@ impl SqlStore {
         let limit = sql.arg(Arg::I64(query.max_results + 1));
         let offset = sql.arg(Arg::I64(query.offset));
         sql.push(&format!(" LIMIT {limit} OFFSET {offset}"));
-        let rows = sql.query().fetch_all(&self.read).await.map_err(db_err)?;
+        let rows = sql
+            .query(self.dialect)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
         let models = rows
             .iter()
             .map(model_from_row)

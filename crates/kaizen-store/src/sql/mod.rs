@@ -37,6 +37,36 @@ impl Dialect {
         }
     }
 
+    /// An aggregate turning the rows of a query into one JSON array of arrays, in `order`.
+    /// Empty input gives NULL on PostgreSQL and `[]` on SQLite.
+    pub(crate) fn json_rows(self, columns: &[&str], order: &str) -> String {
+        let cols = columns.join(", ");
+        match self {
+            Dialect::Sqlite => format!("json_group_array(json_array({cols}) ORDER BY {order})"),
+            Dialect::Postgres => {
+                format!("json_agg(json_build_array({cols}) ORDER BY {order})::text")
+            }
+        }
+    }
+
+    /// [`Dialect::json_rows`] without an order, for callers that sort the rows themselves.
+    pub(crate) fn json_rows_unordered(self, columns: &[&str]) -> String {
+        let cols = columns.join(", ");
+        match self {
+            Dialect::Sqlite => format!("json_group_array(json_array({cols}))"),
+            Dialect::Postgres => format!("json_agg(json_build_array({cols}))::text"),
+        }
+    }
+
+    /// A double as decimal text that parses back to the same bits (`Inf`/`Infinity` for
+    /// infinities), for [`Dialect::json_rows`], whose JSON numbers would lose precision.
+    pub(crate) fn exact_float_text(self, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("printf('%!.17g', {column})"),
+            Dialect::Postgres => format!("{column}::text"),
+        }
+    }
+
     /// `x ILIKE pattern`: case-insensitive.
     pub(crate) fn ilike(self, column: &str, placeholder: &str) -> String {
         match self {
@@ -68,7 +98,6 @@ pub(crate) enum Arg {
     I64(i64),
     F64(f64),
     Str(String),
-    OptStr(Option<String>),
 }
 
 /// A query under construction: SQL text plus its arguments, numbered `$1..$n` as they are pushed.
@@ -76,6 +105,8 @@ pub(crate) enum Arg {
 pub(crate) struct Sql {
     pub text: String,
     pub args: Vec<Arg>,
+    /// The SQLite form of `text`, made on first use.
+    positional: std::sync::OnceLock<(String, Vec<usize>)>,
 }
 
 impl Sql {
@@ -83,6 +114,7 @@ impl Sql {
         Self {
             text: text.into(),
             args: Vec::new(),
+            positional: std::sync::OnceLock::new(),
         }
     }
 
@@ -97,18 +129,110 @@ impl Sql {
         self
     }
 
-    pub fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
-        let mut q = sqlx::query(&self.text);
-        for a in &self.args {
-            q = match a {
-                Arg::I64(v) => q.bind(*v),
-                Arg::F64(v) => q.bind(*v),
-                Arg::Str(v) => q.bind(v.as_str()),
-                Arg::OptStr(v) => q.bind(v.as_deref()),
-            };
+    /// The query with its arguments bound. On SQLite the `$n` placeholders become anonymous `?`
+    /// with the arguments reordered to match: sqlx looks up every parameter's name, and SQLite
+    /// finds a name by a linear scan, which made a 900-argument insert quadratic.
+    pub fn query(
+        &self,
+        d: Dialect,
+    ) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+        let (text, order) = match d {
+            Dialect::Postgres => (None, None),
+            Dialect::Sqlite => {
+                let (t, o) = self.positional.get_or_init(|| to_positional(&self.text));
+                (Some(t.as_str()), Some(o.as_slice()))
+            }
+        };
+        let mut q = sqlx::query(text.unwrap_or(&self.text));
+        match order {
+            None => {
+                for a in &self.args {
+                    q = bind_arg(q, a);
+                }
+            }
+            Some(order) => {
+                for &i in order {
+                    q = bind_arg(q, &self.args[i]);
+                }
+            }
         }
         q
     }
+}
+
+fn bind_arg<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    a: &'q Arg,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    match a {
+        Arg::I64(v) => q.bind(*v),
+        Arg::F64(v) => q.bind(*v),
+        Arg::Str(v) => q.bind(v.as_str()),
+    }
+}
+
+/// `(?, ?), (?, ?)` (SQLite) or `($1, $2), ($3, $4)` (PostgreSQL): the VALUES list of a
+/// multi-row INSERT of `rows` rows of `cols` columns, arguments bound row by row.
+pub(crate) fn values_list(d: Dialect, cols: usize, rows: usize) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(rows * cols * 5);
+    let mut n = 0;
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            n += 1;
+            match d {
+                Dialect::Sqlite => out.push('?'),
+                Dialect::Postgres => {
+                    let _ = write!(out, "${n}");
+                }
+            }
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// Rewrites `$n` placeholders (outside quoted literals) into `?` and returns, for each `?` in
+/// order, the index of the argument it takes.
+fn to_positional(text: &str) -> (String, Vec<usize>) {
+    let mut out = String::with_capacity(text.len());
+    let mut order = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    let mut quote: Option<char> = None;
+    while let Some((_, c)) = chars.next() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            None if c == '$' && chars.peek().is_some_and(|(_, d)| d.is_ascii_digit()) => {
+                let mut n = 0usize;
+                while let Some(&(_, d)) = chars.peek() {
+                    match d.to_digit(10) {
+                        Some(v) => {
+                            n = n * 10 + v as usize;
+                            chars.next();
+                        }
+                        None => break,
+                    }
+                }
+                out.push('?');
+                order.push(n - 1);
+            }
+            None => out.push(c),
+        }
+    }
+    (out, order)
 }
 
 pub struct SqlStore {
@@ -246,14 +370,19 @@ impl SqlStore {
             if applied.contains(version) {
                 continue;
             }
-            let (auto_id, double) = match self.dialect {
-                Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "REAL"),
-                Dialect::Postgres => ("BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION"),
+            let (auto_id, double, without_rowid) = match self.dialect {
+                Dialect::Sqlite => (
+                    "INTEGER PRIMARY KEY AUTOINCREMENT",
+                    "REAL",
+                    " WITHOUT ROWID",
+                ),
+                Dialect::Postgres => ("BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION", ""),
             };
             let now = kaizen_core::now_millis().to_string();
             let sql = text
                 .replace("{auto_id}", auto_id)
                 .replace("{double}", double)
+                .replace("{without_rowid}", without_rowid)
                 .replace("{now}", &now);
             let mut tx = self.write.begin().await.map_err(db_err)?;
             for statement in sql
@@ -301,7 +430,8 @@ fn sqlite_pragmas(
     Box::pin(async move {
         conn.execute(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-             PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16000;",
+             PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16000; \
+             PRAGMA wal_autocheckpoint = 4000;",
         )
         .await?;
         Ok(())
@@ -374,6 +504,23 @@ pub(crate) fn experiment_key(id: &str) -> Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn positional_placeholders() {
+        let (text, order) =
+            to_positional("SELECT '$1', x FROM t WHERE a = $2 AND b IN ($1, $10) AND c = \"$3\"");
+        assert_eq!(
+            text,
+            "SELECT '$1', x FROM t WHERE a = ? AND b IN (?, ?) AND c = \"$3\""
+        );
+        assert_eq!(order, vec![1, 0, 9]);
+    }
+
+    #[test]
+    fn values_lists() {
+        assert_eq!(values_list(Dialect::Sqlite, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(values_list(Dialect::Postgres, 2, 2), "($1, $2), ($3, $4)");
+    }
 
     #[test]
     fn globs() {

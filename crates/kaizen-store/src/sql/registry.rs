@@ -215,6 +215,7 @@ async fn write_audit(
 /// Upserts tags of a registered model (`version` None) or of a model version.
 async fn upsert_tags(
     c: &mut AnyConnection,
+    d: Dialect,
     name: &str,
     version: Option<i64>,
     tags: &[Tag],
@@ -243,7 +244,7 @@ async fn upsert_tags(
             None => " ON CONFLICT (name, key) DO UPDATE SET value = excluded.value",
             Some(_) => " ON CONFLICT (name, version, key) DO UPDATE SET value = excluded.value",
         });
-        sql.query().execute(&mut *c).await.map_err(db_err)?;
+        sql.query(d).execute(&mut *c).await.map_err(db_err)?;
     }
     Ok(())
 }
@@ -278,7 +279,7 @@ async fn hydrate_versions(
             .collect();
         sql.push(&conds.join(" OR "))
             .push(&format!(" ORDER BY {}", text_order(d, "key")));
-        for row in sql.query().fetch_all(&mut *c).await.map_err(db_err)? {
+        for row in sql.query(d).fetch_all(&mut *c).await.map_err(db_err)? {
             if let Some(&i) =
                 index.get(&(row.get::<String, _>("name"), row.get::<i64, _>("version")))
             {
@@ -296,7 +297,7 @@ async fn hydrate_versions(
         let list = str_list(&mut sql, chunk);
         sql.push(&list)
             .push(&format!(") ORDER BY {}", text_order(d, "alias")));
-        for row in sql.query().fetch_all(&mut *c).await.map_err(db_err)? {
+        for row in sql.query(d).fetch_all(&mut *c).await.map_err(db_err)? {
             if let Some(&i) =
                 index.get(&(row.get::<String, _>("name"), row.get::<i64, _>("version")))
             {
@@ -309,7 +310,7 @@ async fn hydrate_versions(
 
 /// Runs a query over `model_versions mv` selecting [`MV_COLUMNS`] and hydrates the result.
 async fn fetch_versions(c: &mut AnyConnection, d: Dialect, sql: &Sql) -> Result<Vec<ModelVersion>> {
-    let rows = sql.query().fetch_all(&mut *c).await.map_err(db_err)?;
+    let rows = sql.query(d).fetch_all(&mut *c).await.map_err(db_err)?;
     let mut versions = rows
         .iter()
         .map(version_from_row)
@@ -389,7 +390,7 @@ async fn hydrate_models(
         let list = str_list(&mut sql, chunk);
         sql.push(&list)
             .push(&format!(") ORDER BY {}", text_order(d, "key")));
-        for row in sql.query().fetch_all(&mut *c).await.map_err(db_err)? {
+        for row in sql.query(d).fetch_all(&mut *c).await.map_err(db_err)? {
             let i = index[&row.get::<String, _>("name")];
             models[i].tags.push(Tag::new(
                 row.get::<String, _>("key"),
@@ -402,7 +403,7 @@ async fn hydrate_models(
         let list = str_list(&mut sql, chunk);
         sql.push(&list)
             .push(&format!(") ORDER BY {}", text_order(d, "alias")));
-        for row in sql.query().fetch_all(&mut *c).await.map_err(db_err)? {
+        for row in sql.query(d).fetch_all(&mut *c).await.map_err(db_err)? {
             let i = index[&row.get::<String, _>("name")];
             models[i].aliases.push(ModelAlias {
                 alias: row.get("alias"),
@@ -796,7 +797,7 @@ impl RegistryStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(name_taken(name))?;
-        upsert_tags(&mut tx, name, None, tags).await?;
+        upsert_tags(&mut tx, self.dialect, name, None, tags).await?;
         write_audit(
             &mut tx,
             audit,
@@ -942,7 +943,11 @@ impl RegistryStore for SqlStore {
         let offset = sql.arg(Arg::I64(query.offset));
         sql.push(&format!(" LIMIT {limit} OFFSET {offset}"));
         let mut c = self.read.acquire().await.map_err(db_err)?;
-        let rows = sql.query().fetch_all(&mut *c).await.map_err(db_err)?;
+        let rows = sql
+            .query(self.dialect)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db_err)?;
         let mut models: Vec<RegisteredModel> = rows.iter().map(model_from_row).collect();
         hydrate_models(&mut c, d, &mut models).await?;
         Ok(models)
@@ -951,7 +956,7 @@ impl RegistryStore for SqlStore {
     async fn set_registered_model_tag(&self, name: &str, tag: &Tag) -> Result<()> {
         let mut tx = self.write.begin().await.map_err(db_err)?;
         lock_model(&mut tx, self.dialect, name).await?;
-        upsert_tags(&mut tx, name, None, std::slice::from_ref(tag)).await?;
+        upsert_tags(&mut tx, self.dialect, name, None, std::slice::from_ref(tag)).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(())
     }
@@ -1165,7 +1170,7 @@ impl RegistryStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        upsert_tags(&mut tx, name, Some(version), &new.tags).await?;
+        upsert_tags(&mut tx, self.dialect, name, Some(version), &new.tags).await?;
         write_audit(
             &mut tx,
             audit,
@@ -1313,7 +1318,14 @@ impl RegistryStore for SqlStore {
             .await
             .map_err(as_version_not_found(name, version))?;
         fetch_version(&mut tx, d, name, version).await?;
-        upsert_tags(&mut tx, name, Some(version), std::slice::from_ref(tag)).await?;
+        upsert_tags(
+            &mut tx,
+            self.dialect,
+            name,
+            Some(version),
+            std::slice::from_ref(tag),
+        )
+        .await?;
         tx.commit().await.map_err(db_err)?;
         Ok(())
     }
@@ -1467,7 +1479,12 @@ impl RegistryStore for SqlStore {
                 sql.push(&format!(" AND id > {a}"));
             }
             sql.push(" ORDER BY id");
-            for row in sql.query().fetch_all(&mut *c).await.map_err(db_err)? {
+            for row in sql
+                .query(self.dialect)
+                .fetch_all(&mut *c)
+                .await
+                .map_err(db_err)?
+            {
                 let entry = audit_from_row(&row);
                 if entry.action == action::RENAME_MODEL
                     && entry.model_name == n

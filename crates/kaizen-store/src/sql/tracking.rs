@@ -12,13 +12,16 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::{
-    Arg, Sql, SqlStore, db_err, experiment_key, is_unique_violation, metric_value, opt_str,
-    stored_value,
+    Arg, Dialect, Sql, SqlStore, db_err, experiment_key, is_unique_violation, stored_value,
+    values_list,
 };
 use crate::{RunUpdate, SearchQuery, TrackingStore};
 
 /// Rows per multi-row INSERT: well under both backends' bound-parameter limits.
 const INSERT_CHUNK: usize = 100;
+/// Metric rows per INSERT: 500 rows of 9 columns stay under PostgreSQL's 65,535 and SQLite's
+/// 32,766 bound parameters.
+const METRIC_CHUNK: usize = 500;
 
 fn experiment_from_row(row: &AnyRow, tags: Vec<Tag>) -> Result<Experiment> {
     Ok(Experiment {
@@ -59,7 +62,12 @@ impl SqlStore {
         );
         let list: Vec<String> = ids.iter().map(|id| sql.arg(Arg::I64(*id))).collect();
         sql.push(&list.join(", ")).push(") ORDER BY key");
-        for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
+        for row in sql
+            .query(self.dialect)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?
+        {
             out.entry(row.get("experiment_id"))
                 .or_default()
                 .push(Tag::new(
@@ -107,126 +115,138 @@ impl SqlStore {
                 outputs: RunOutputs::default(),
             })
             .collect();
-        let in_list = |sql: &mut Sql| {
-            let list: Vec<String> = index
-                .keys()
-                .map(|id| sql.arg(Arg::Str(id.clone())))
-                .collect();
-            list.join(", ")
+
+        // Everything about the runs in one statement and one row: a JSON array per kind of child.
+        // A page of runs has thousands of params, tags and metrics, and the driver's cost per row
+        // and per round trip dominated.
+        let d = self.dialect;
+        let mut sql = Sql::new("WITH ids(id) AS (VALUES ");
+        let ids: Vec<String> = index
+            .keys()
+            .map(|id| format!("(CAST({} AS TEXT))", sql.arg(Arg::Str(id.clone()))))
+            .collect();
+        sql.push(&ids.join(", "));
+        // Joins drive from the ids into the primary keys; aggregates are unordered (sorted below)
+        // so that SQLite builds no temporary b-trees.
+        sql.push(&format!(
+            ") SELECT \
+             (SELECT {params} FROM ids JOIN params p ON p.run_uuid = ids.id) AS params, \
+             (SELECT {tags} FROM ids JOIN run_tags t ON t.run_uuid = ids.id) AS tags, \
+             (SELECT {metrics} FROM ids JOIN latest_metrics m ON m.run_uuid = ids.id) AS metrics, \
+             (SELECT {datasets} FROM inputs i JOIN datasets ds ON ds.dataset_uuid = i.source_id \
+              WHERE i.source_type = 'DATASET' AND i.destination_type = 'RUN' AND i.destination_id IN (SELECT id FROM ids)) AS datasets, \
+             (SELECT {input_tags} FROM input_tags t JOIN inputs i ON i.input_uuid = t.input_uuid \
+              WHERE i.source_type = 'DATASET' AND i.destination_id IN (SELECT id FROM ids)) AS input_tags, \
+             (SELECT {models} FROM inputs \
+              WHERE (source_type = 'MODEL_OUTPUT' AND destination_id IN (SELECT id FROM ids)) \
+                 OR (source_type = 'RUN_OUTPUT' AND source_id IN (SELECT id FROM ids))) AS models",
+            params = d.json_rows_unordered(&["p.run_uuid", "p.key", "p.value"]),
+            tags = d.json_rows_unordered(&["t.run_uuid", "t.key", "t.value"]),
+            metrics = d.json_rows_unordered(&[
+                "m.run_uuid",
+                "m.key",
+                &d.exact_float_text("m.value"),
+                "m.is_nan",
+                "m.timestamp",
+                "m.step"
+            ]),
+            datasets = d.json_rows(
+                &["i.input_uuid", "i.destination_id", "ds.name", "ds.digest", "ds.source_type", "ds.source", "ds.schema", "ds.profile"],
+                "ds.name, ds.digest"
+            ),
+            input_tags = d.json_rows(&["t.input_uuid", "t.key", "t.value"], "t.key"),
+            models = d.json_rows(&["source_type", "source_id", "destination_id", "step"], "source_id"),
+        ));
+        let row = sql.query(d).fetch_one(&self.read).await.map_err(db_err)?;
+        let column = |i: usize| -> Result<Option<String>> {
+            row.try_get::<Option<String>, _>(i).map_err(db_err)
         };
 
-        let mut sql = Sql::new("SELECT run_uuid, key, value FROM params WHERE run_uuid IN (");
-        let l = in_list(&mut sql);
-        sql.push(&l).push(") ORDER BY key");
-        for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
-            let i = index[&row.get::<String, _>("run_uuid")];
-            runs[i].data.params.push(Tag::new(
-                row.get::<String, _>("key"),
-                row.get::<String, _>("value"),
-            ));
+        for (i, tags) in [(0, false), (1, true)] {
+            let rows: Vec<(String, String, String)> = decode_rows(column(i)?)?;
+            for (run_id, key, value) in rows {
+                let run = &mut runs[index[&run_id]];
+                let target = if tags {
+                    &mut run.data.tags
+                } else {
+                    &mut run.data.params
+                };
+                target.push(Tag::new(key, value));
+            }
+        }
+        let rows: Vec<(String, String, String, i64, i64, i64)> = decode_rows(column(2)?)?;
+        for (run_id, key, value, is_nan, timestamp, step) in rows {
+            let value = if is_nan != 0 {
+                f64::NAN
+            } else {
+                parse_exact_float(&value)?
+            };
+            runs[index[&run_id]]
+                .data
+                .metrics
+                .push(Metric::new(key, value, timestamp, step));
         }
 
-        let mut sql = Sql::new("SELECT run_uuid, key, value FROM run_tags WHERE run_uuid IN (");
-        let l = in_list(&mut sql);
-        sql.push(&l).push(") ORDER BY key");
-        for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
-            let i = index[&row.get::<String, _>("run_uuid")];
-            runs[i].data.tags.push(Tag::new(
-                row.get::<String, _>("key"),
-                row.get::<String, _>("value"),
-            ));
-        }
-
-        let mut sql = Sql::new(
-            "SELECT run_uuid, key, value, is_nan, timestamp, step FROM latest_metrics WHERE run_uuid IN (",
+        type DatasetRow = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
         );
-        let l = in_list(&mut sql);
-        sql.push(&l).push(") ORDER BY key");
-        for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
-            let i = index[&row.get::<String, _>("run_uuid")];
-            runs[i].data.metrics.push(Metric::new(
-                row.get::<String, _>("key"),
-                metric_value(&row),
-                row.get("timestamp"),
-                row.get("step"),
-            ));
-        }
-
-        // Dataset inputs, with their tags.
-        let mut sql = Sql::new(
-            "SELECT i.input_uuid, i.destination_id, d.name, d.digest, d.source_type, d.source, d.schema, d.profile \
-             FROM inputs i JOIN datasets d ON d.dataset_uuid = i.source_id \
-             WHERE i.source_type = 'DATASET' AND i.destination_type = 'RUN' AND i.destination_id IN (",
-        );
-        let l = in_list(&mut sql);
-        sql.push(&l).push(") ORDER BY d.name, d.digest");
-        let dataset_rows = sql.query().fetch_all(&self.read).await.map_err(db_err)?;
-        if !dataset_rows.is_empty() {
+        let datasets: Vec<DatasetRow> = decode_rows(column(3)?)?;
+        if !datasets.is_empty() {
             let mut input_tags: HashMap<String, Vec<Tag>> = HashMap::new();
-            let mut sql =
-                Sql::new("SELECT input_uuid, key, value FROM input_tags WHERE input_uuid IN (");
-            let list: Vec<String> = dataset_rows
-                .iter()
-                .map(|r| sql.arg(Arg::Str(r.get::<String, _>("input_uuid"))))
-                .collect();
-            sql.push(&list.join(", ")).push(") ORDER BY key");
-            for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
+            let rows: Vec<(String, String, String)> = decode_rows(column(4)?)?;
+            for (input_uuid, key, value) in rows {
                 input_tags
-                    .entry(row.get("input_uuid"))
+                    .entry(input_uuid)
                     .or_default()
-                    .push(Tag::new(
-                        row.get::<String, _>("key"),
-                        row.get::<String, _>("value"),
-                    ));
+                    .push(Tag::new(key, value));
             }
-            for row in dataset_rows {
-                let i = index[&row.get::<String, _>("destination_id")];
-                let input_uuid: String = row.get("input_uuid");
-                runs[i].inputs.dataset_inputs.push(DatasetInput {
-                    tags: input_tags.remove(&input_uuid).unwrap_or_default(),
-                    dataset: kaizen_core::Dataset {
-                        name: row.get("name"),
-                        digest: row.get("digest"),
-                        source_type: row.get("source_type"),
-                        source: row.get("source"),
-                        schema: opt_str(&row, "schema"),
-                        profile: opt_str(&row, "profile"),
-                    },
-                });
+            for (input_uuid, run_id, name, digest, source_type, source, schema, profile) in datasets
+            {
+                runs[index[&run_id]]
+                    .inputs
+                    .dataset_inputs
+                    .push(DatasetInput {
+                        tags: input_tags.remove(&input_uuid).unwrap_or_default(),
+                        dataset: kaizen_core::Dataset {
+                            name,
+                            digest,
+                            source_type,
+                            source,
+                            schema,
+                            profile,
+                        },
+                    });
             }
         }
 
-        // Logged models used by (inputs) or produced by (outputs) the runs.
-        let mut sql = Sql::new(
-            "SELECT source_type, source_id, destination_type, destination_id, step FROM inputs \
-             WHERE (source_type = 'MODEL_OUTPUT' AND destination_id IN (",
-        );
-        let l = in_list(&mut sql);
-        sql.push(&l)
-            .push(")) OR (source_type = 'RUN_OUTPUT' AND source_id IN (");
-        let l = in_list(&mut sql);
-        sql.push(&l).push(")) ORDER BY source_id");
-        for row in sql.query().fetch_all(&self.read).await.map_err(db_err)? {
-            let source_type: String = row.get("source_type");
-            let source_id: String = row.get("source_id");
-            let destination_id: String = row.get("destination_id");
-            let step = row.try_get::<Option<i64>, _>("step").ok().flatten();
+        for run in &mut runs {
+            run.data.params.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            run.data.tags.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            run.data.metrics.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        }
+
+        // Logged models used by (MODEL_OUTPUT -> run) or produced by (run -> RUN_OUTPUT) the runs.
+        let rows: Vec<(String, String, String, Option<i64>)> = decode_rows(column(5)?)?;
+        for (source_type, source_id, destination_id, step) in rows {
             if source_type == "MODEL_OUTPUT" {
-                // A model used as a run input: model -> run.
                 if let Some(&i) = index.get(&destination_id) {
                     runs[i].inputs.model_inputs.push(ModelIo {
                         model_id: source_id,
                         step: None,
                     });
                 }
-            } else if source_type == "RUN_OUTPUT" {
-                // A model produced by a run: run -> model.
-                if let Some(&i) = index.get(&source_id) {
-                    runs[i].outputs.model_outputs.push(ModelIo {
-                        model_id: destination_id,
-                        step,
-                    });
-                }
+            } else if let Some(&i) = index.get(&source_id) {
+                runs[i].outputs.model_outputs.push(ModelIo {
+                    model_id: destination_id,
+                    step,
+                });
             }
         }
         Ok(runs)
@@ -340,6 +360,31 @@ impl SqlStore {
         sql.push(" AND ").push(&cond);
         Ok(())
     }
+}
+
+/// Runs a query whose one row is a [`Dialect::json_rows`] aggregate and decodes its rows.
+async fn json_page<T: serde::de::DeserializeOwned>(
+    sql: &Sql,
+    d: Dialect,
+    pool: &sqlx::AnyPool,
+) -> Result<Vec<T>> {
+    let row = sql.query(d).fetch_one(pool).await.map_err(db_err)?;
+    decode_rows(row.try_get::<Option<String>, _>(0).map_err(db_err)?)
+}
+
+/// Decodes a [`Dialect::json_rows`] aggregate; NULL (no rows, on PostgreSQL) is empty.
+fn decode_rows<T: serde::de::DeserializeOwned>(json: Option<String>) -> Result<Vec<T>> {
+    match json {
+        None => Ok(Vec::new()),
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| Error::internal("cannot decode a page of rows", e)),
+    }
+}
+
+/// Parses the text of [`Dialect::exact_float_text`].
+fn parse_exact_float(text: &str) -> Result<f64> {
+    text.parse::<f64>()
+        .map_err(|e| Error::internal(format!("cannot decode metric value '{text}'"), e))
 }
 
 fn attribute_column(attr: RunAttribute) -> &'static str {
@@ -558,7 +603,11 @@ impl TrackingStore for SqlStore {
         let limit = sql.arg(Arg::I64(query.max_results + 1));
         let offset = sql.arg(Arg::I64(query.offset));
         sql.push(&format!(" LIMIT {limit} OFFSET {offset}"));
-        let rows = sql.query().fetch_all(&self.read).await.map_err(db_err)?;
+        let rows = sql
+            .query(self.dialect)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
         let ids: Vec<i64> = rows.iter().map(|r| r.get("experiment_id")).collect();
         let mut tags = self.experiment_tags(&ids).await?;
         rows.iter()
@@ -753,7 +802,7 @@ impl TrackingStore for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        insert_tags(&mut tx, &info.run_id, tags).await?;
+        insert_tags(&mut tx, self.dialect, &info.run_id, tags).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(())
     }
@@ -800,6 +849,7 @@ impl TrackingStore for SqlStore {
             // The run name lives in a tag too; MLflow keeps both in step.
             insert_tags(
                 &mut tx,
+                self.dialect,
                 run_id,
                 &[Tag::new(kaizen_core::tags::RUN_NAME, name.clone())],
             )
@@ -868,7 +918,12 @@ impl TrackingStore for SqlStore {
                 .map(|k| sql.arg(Arg::Str(k.to_string())))
                 .collect();
             sql.push(&list.join(", ")).push(")");
-            for row in sql.query().fetch_all(&mut *tx).await.map_err(db_err)? {
+            for row in sql
+                .query(self.dialect)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?
+            {
                 let key: String = row.get("key");
                 let old: String = row.get("value");
                 if wanted[key.as_str()] != old {
@@ -895,71 +950,68 @@ impl TrackingStore for SqlStore {
                     .collect();
                 sql.push(&rows.join(", "))
                     .push(" ON CONFLICT (run_uuid, key) DO NOTHING");
-                sql.query().execute(&mut *tx).await.map_err(db_err)?;
+                sql.query(self.dialect)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
             }
         }
 
-        for chunk in metrics.chunks(INSERT_CHUNK) {
-            let mut sql = Sql::new(
-                "INSERT INTO metrics (run_uuid, key, step, timestamp, is_nan, value, model_id, dataset_name, dataset_digest) VALUES ",
+        // The hot path of logging: statements built once per chunk size, arguments bound by
+        // reference, no intermediate argument list.
+        for chunk in metrics.chunks(METRIC_CHUNK) {
+            let text = format!(
+                "INSERT INTO metrics (run_uuid, key, step, timestamp, is_nan, value, model_id, dataset_name, dataset_digest) \
+                 VALUES {} ON CONFLICT DO NOTHING",
+                values_list(self.dialect, 9, chunk.len())
             );
-            let rows: Vec<String> = chunk
-                .iter()
-                .map(|m| {
-                    let (is_nan, value) = stored_value(m.value);
-                    format!(
-                        "({}, {}, {}, {}, {}, {}, {}, {}, {})",
-                        sql.arg(Arg::Str(run_id.to_string())),
-                        sql.arg(Arg::Str(m.key.clone())),
-                        sql.arg(Arg::I64(m.step)),
-                        sql.arg(Arg::I64(m.timestamp)),
-                        sql.arg(Arg::I64(is_nan)),
-                        sql.arg(Arg::F64(value)),
-                        sql.arg(Arg::OptStr(m.model_id.clone())),
-                        sql.arg(Arg::OptStr(m.dataset_name.clone())),
-                        sql.arg(Arg::OptStr(m.dataset_digest.clone())),
-                    )
-                })
-                .collect();
-            sql.push(&rows.join(", ")).push(" ON CONFLICT DO NOTHING");
-            sql.query().execute(&mut *tx).await.map_err(db_err)?;
+            let mut q = sqlx::query(&text);
+            for m in chunk {
+                let (is_nan, value) = stored_value(m.value);
+                q = q
+                    .bind(run_id)
+                    .bind(m.key.as_str())
+                    .bind(m.step)
+                    .bind(m.timestamp)
+                    .bind(is_nan)
+                    .bind(value)
+                    .bind(m.model_id.as_deref())
+                    .bind(m.dataset_name.as_deref())
+                    .bind(m.dataset_digest.as_deref());
+            }
+            q.execute(&mut *tx).await.map_err(db_err)?;
         }
         if metrics.iter().any(|m| m.model_id.is_some()) {
             Self::log_logged_model_metrics(&mut tx, run_id, metrics).await?;
         }
         let newest = newest_per_key(metrics);
-        for chunk in newest.chunks(INSERT_CHUNK) {
-            let mut sql = Sql::new(
-                "INSERT INTO latest_metrics (run_uuid, key, step, timestamp, is_nan, value) VALUES ",
-            );
-            let rows: Vec<String> = chunk
-                .iter()
-                .map(|m| {
-                    let (is_nan, value) = stored_value(m.value);
-                    format!(
-                        "({}, {}, {}, {}, {}, {})",
-                        sql.arg(Arg::Str(run_id.to_string())),
-                        sql.arg(Arg::Str(m.key.clone())),
-                        sql.arg(Arg::I64(m.step)),
-                        sql.arg(Arg::I64(m.timestamp)),
-                        sql.arg(Arg::I64(is_nan)),
-                        sql.arg(Arg::F64(value)),
-                    )
-                })
-                .collect();
-            sql.push(&rows.join(", ")).push(
-                " ON CONFLICT (run_uuid, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp, \
+        for chunk in newest.chunks(METRIC_CHUNK) {
+            let text = format!(
+                "INSERT INTO latest_metrics (run_uuid, key, step, timestamp, is_nan, value) VALUES {} \
+                 ON CONFLICT (run_uuid, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp, \
                  is_nan = excluded.is_nan, value = excluded.value \
                  WHERE excluded.step > latest_metrics.step \
                  OR (excluded.step = latest_metrics.step AND excluded.timestamp > latest_metrics.timestamp) \
                  OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp \
                      AND (excluded.is_nan > latest_metrics.is_nan OR (excluded.is_nan = latest_metrics.is_nan AND excluded.value >= latest_metrics.value)))",
+                values_list(self.dialect, 6, chunk.len())
             );
-            sql.query().execute(&mut *tx).await.map_err(db_err)?;
+            let mut q = sqlx::query(&text);
+            for m in chunk {
+                let (is_nan, value) = stored_value(m.value);
+                q = q
+                    .bind(run_id)
+                    .bind(m.key.as_str())
+                    .bind(m.step)
+                    .bind(m.timestamp)
+                    .bind(is_nan)
+                    .bind(value);
+            }
+            q.execute(&mut *tx).await.map_err(db_err)?;
         }
 
         if !tags.is_empty() {
-            insert_tags(&mut tx, run_id, tags).await?;
+            insert_tags(&mut tx, self.dialect, run_id, tags).await?;
             if let Some(name) = tags
                 .iter()
                 .rev()
@@ -1010,33 +1062,60 @@ impl TrackingStore for SqlStore {
         if exists.is_none() {
             return Err(Error::not_found(format!("Run with id={run_id} not found")));
         }
-        let rows = sqlx::query(
-            "SELECT key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest FROM metrics \
-             WHERE run_uuid = $1 AND key = $2 ORDER BY timestamp, step, is_nan, value LIMIT $3 OFFSET $4",
-        )
-        .bind(run_id)
-        .bind(key)
-        .bind(max_results)
-        .bind(offset)
-        .fetch_all(&self.read)
-        .await
-        .map_err(db_err)?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                let mut m = Metric::new(
-                    key,
-                    metric_value(row),
-                    row.get("timestamp"),
-                    row.get("step"),
-                );
-                m.model_id = opt_str(row, "model_id");
-                m.dataset_name = opt_str(row, "dataset_name");
-                m.dataset_digest = opt_str(row, "dataset_digest");
-                m.run_id = Some(run_id.to_string());
-                m
-            })
-            .collect())
+        // One row holding the whole page as a JSON array: a long history otherwise pays the
+        // driver's per-row cost thousands of times. Values travel as exact decimal text.
+        let d = self.dialect;
+        let text = format!(
+            "SELECT {} FROM (SELECT timestamp, step, is_nan, value, model_id, dataset_name, dataset_digest \
+             FROM metrics WHERE run_uuid = $1 AND key = $2 ORDER BY timestamp, step, is_nan, value LIMIT $3 OFFSET $4) m",
+            d.json_rows(
+                &[
+                    "timestamp",
+                    "step",
+                    "is_nan",
+                    &d.exact_float_text("value"),
+                    "model_id",
+                    "dataset_name",
+                    "dataset_digest"
+                ],
+                "timestamp, step, is_nan, value",
+            )
+        );
+        let mut sql = Sql::new(text);
+        sql.args = vec![
+            Arg::Str(run_id.to_string()),
+            Arg::Str(key.to_string()),
+            Arg::I64(max_results),
+            Arg::I64(offset),
+        ];
+        type Point = (
+            i64,
+            i64,
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let points: Vec<Point> = json_page(&sql, d, &self.read).await?;
+        points
+            .into_iter()
+            .map(
+                |(timestamp, step, is_nan, value, model_id, dataset_name, dataset_digest)| {
+                    let value = if is_nan != 0 {
+                        f64::NAN
+                    } else {
+                        parse_exact_float(&value)?
+                    };
+                    let mut m = Metric::new(key, value, timestamp, step);
+                    m.model_id = model_id;
+                    m.dataset_name = dataset_name;
+                    m.dataset_digest = dataset_digest;
+                    m.run_id = Some(run_id.to_string());
+                    Ok(m)
+                },
+            )
+            .collect()
     }
 
     async fn search_runs(
@@ -1086,10 +1165,71 @@ impl TrackingStore for SqlStore {
         let limit = sql.arg(Arg::I64(query.max_results + 1));
         let offset = sql.arg(Arg::I64(query.offset));
         sql.push(&format!(" LIMIT {limit} OFFSET {offset}"));
-        let rows = sql.query().fetch_all(&self.read).await.map_err(db_err)?;
+        // The page comes back as one JSON row, its order kept in `ord`.
+        let d = self.dialect;
+        let inner = format!(
+            "SELECT {RUN_COLUMNS}, ROW_NUMBER() OVER (ORDER BY {}) AS ord FROM runs r",
+            order_terms.join(", ")
+        );
+        sql.text = format!(
+            "SELECT {} FROM ({}) p",
+            d.json_rows_unordered(&[
+                "p.run_uuid",
+                "p.name",
+                "p.experiment_id",
+                "p.user_id",
+                "p.status",
+                "p.start_time",
+                "p.end_time",
+                "p.artifact_uri",
+                "p.lifecycle_stage",
+                "p.ord"
+            ]),
+            sql.text
+                .replacen(&format!("SELECT {RUN_COLUMNS} FROM runs r"), &inner, 1)
+        );
+        type RunRow = (
+            String,
+            String,
+            i64,
+            String,
+            String,
+            Option<i64>,
+            Option<i64>,
+            String,
+            String,
+            i64,
+        );
+        let mut rows: Vec<RunRow> = json_page(&sql, d, &self.read).await?;
+        rows.sort_unstable_by_key(|r| r.9);
         let infos = rows
-            .iter()
-            .map(run_info_from_row)
+            .into_iter()
+            .map(
+                |(
+                    run_id,
+                    run_name,
+                    experiment_id,
+                    user_id,
+                    status,
+                    start_time,
+                    end_time,
+                    artifact_uri,
+                    stage,
+                    _,
+                )| {
+                    Ok(RunInfo {
+                        run_id,
+                        run_name,
+                        experiment_id: experiment_id.to_string(),
+                        user_id,
+                        status: RunStatus::parse(&status)?,
+                        start_time,
+                        end_time,
+                        artifact_uri,
+                        lifecycle_stage: LifecycleStage::parse(&stage)?,
+                    })
+                },
+            )
             .collect::<Result<Vec<_>>>()?;
         self.hydrate_runs(infos).await
     }
@@ -1262,7 +1402,12 @@ impl SqlStore {
 }
 
 /// Upserts run tags in multi-row statements.
-async fn insert_tags(tx: &mut Transaction<'_, Any>, run_id: &str, tags: &[Tag]) -> Result<()> {
+async fn insert_tags(
+    tx: &mut Transaction<'_, Any>,
+    d: Dialect,
+    run_id: &str,
+    tags: &[Tag],
+) -> Result<()> {
     // Later values win within one call, and PostgreSQL refuses one statement touching a row twice.
     let mut last: HashMap<&str, &str> = HashMap::new();
     for t in tags {
@@ -1284,7 +1429,7 @@ async fn insert_tags(tx: &mut Transaction<'_, Any>, run_id: &str, tags: &[Tag]) 
             .collect();
         sql.push(&rows.join(", "))
             .push(" ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value");
-        sql.query().execute(&mut **tx).await.map_err(db_err)?;
+        sql.query(d).execute(&mut **tx).await.map_err(db_err)?;
     }
     Ok(())
 }
