@@ -126,13 +126,14 @@ impl SqlStore {
             .map(|id| format!("(CAST({} AS TEXT))", sql.arg(Arg::Str(id.clone()))))
             .collect();
         sql.push(&ids.join(", "));
-        // Joins drive from the ids into the primary keys; aggregates are unordered (sorted below)
-        // so that SQLite builds no temporary b-trees.
+        // CROSS JOIN makes SQLite drive from the ids into the primary keys (without statistics it
+        // may otherwise scan a whole table); aggregates are unordered (sorted below) so that SQLite
+        // builds no temporary b-trees.
         sql.push(&format!(
             ") SELECT \
-             (SELECT {params} FROM ids JOIN params p ON p.run_uuid = ids.id) AS params, \
-             (SELECT {tags} FROM ids JOIN run_tags t ON t.run_uuid = ids.id) AS tags, \
-             (SELECT {metrics} FROM ids JOIN latest_metrics m ON m.run_uuid = ids.id) AS metrics, \
+             (SELECT {params} FROM ids CROSS JOIN params p WHERE p.run_uuid = ids.id) AS params, \
+             (SELECT {tags} FROM ids CROSS JOIN run_tags t WHERE t.run_uuid = ids.id) AS tags, \
+             (SELECT {metrics} FROM ids CROSS JOIN latest_metrics m WHERE m.run_uuid = ids.id) AS metrics, \
              (SELECT {datasets} FROM inputs i JOIN datasets ds ON ds.dataset_uuid = i.source_id \
               WHERE i.source_type = 'DATASET' AND i.destination_type = 'RUN' AND i.destination_id IN (SELECT id FROM ids)) AS datasets, \
              (SELECT {input_tags} FROM input_tags t JOIN inputs i ON i.input_uuid = t.input_uuid \
@@ -252,7 +253,9 @@ impl SqlStore {
         Ok(runs)
     }
 
-    /// Appends the SQL condition for one run filter comparison.
+    /// Appends the SQL condition for one run filter comparison. Metric, param and tag conditions
+    /// are correlated EXISTS probes into primary keys, so a search walks runs in the index order
+    /// of `start_time` and stops at the page's end instead of collecting every match first.
     fn run_condition(&self, sql: &mut Sql, c: &Comparison) -> Result<()> {
         let d = self.dialect;
         let string_cond = |sql: &mut Sql, column: &str, c: &Comparison| -> Result<String> {
@@ -300,12 +303,12 @@ impl SqlStore {
                     Value::Num(n) if n.is_nan() => {
                         // Only equality with NaN is meaningful.
                         let flag = if c.op == Op::Ne { 0 } else { 1 };
-                        format!("is_nan = {flag}")
+                        format!("x.is_nan = {flag}")
                     }
-                    _ => format!("is_nan = 0 AND {}", numeric_cond(sql, "value", c)?),
+                    _ => format!("x.is_nan = 0 AND {}", numeric_cond(sql, "x.value", c)?),
                 };
                 format!(
-                    "r.run_uuid IN (SELECT run_uuid FROM latest_metrics WHERE key = {key} AND {value})"
+                    "EXISTS (SELECT 1 FROM latest_metrics x WHERE x.run_uuid = r.run_uuid AND x.key = {key} AND {value})"
                 )
             }
             EntityType::Param | EntityType::Tag => {
@@ -317,15 +320,17 @@ impl SqlStore {
                 let key = sql.arg(Arg::Str(c.key.clone()));
                 match c.op {
                     Op::IsNull => format!(
-                        "r.run_uuid NOT IN (SELECT run_uuid FROM {table} WHERE key = {key})"
+                        "NOT EXISTS (SELECT 1 FROM {table} x WHERE x.run_uuid = r.run_uuid AND x.key = {key})"
                     ),
                     Op::IsNotNull => {
-                        format!("r.run_uuid IN (SELECT run_uuid FROM {table} WHERE key = {key})")
+                        format!(
+                            "EXISTS (SELECT 1 FROM {table} x WHERE x.run_uuid = r.run_uuid AND x.key = {key})"
+                        )
                     }
                     _ => {
-                        let cond = string_cond(sql, "value", c)?;
+                        let cond = string_cond(sql, "x.value", c)?;
                         format!(
-                            "r.run_uuid IN (SELECT run_uuid FROM {table} WHERE key = {key} AND {cond})"
+                            "EXISTS (SELECT 1 FROM {table} x WHERE x.run_uuid = r.run_uuid AND x.key = {key} AND {cond})"
                         )
                     }
                 }
@@ -1135,9 +1140,12 @@ impl TrackingStore for SqlStore {
             let (column, nullable) = self.order_column(&mut sql, i, o)?;
             if nullable {
                 // Runs without the key sort last in either direction, as in MLflow.
-                order_terms.push(format!("CASE WHEN {column} IS NULL THEN 1 ELSE 0 END"));
+                order_terms.push((
+                    format!("CASE WHEN {column} IS NULL THEN 1 ELSE 0 END"),
+                    "ASC",
+                ));
             }
-            order_terms.push(format!("{column} {dir}"));
+            order_terms.push((column, dir));
         }
         sql.push(" WHERE r.experiment_id IN (");
         let mut ids = Vec::new();
@@ -1158,33 +1166,51 @@ impl TrackingStore for SqlStore {
             o.entity == Some(EntityType::Attribute)
                 && matches!(RunAttribute::parse(&o.key), Ok(RunAttribute::StartTime))
         }) {
-            order_terms.push("r.start_time DESC".into());
+            order_terms.push(("r.start_time".into(), "DESC"));
         }
-        order_terms.push("r.run_uuid ASC".into());
-        sql.push(" ORDER BY ").push(&order_terms.join(", "));
+        order_terms.push(("r.run_uuid".into(), "ASC"));
+        let order_by = |prefix: &str, named: bool| -> String {
+            order_terms
+                .iter()
+                .enumerate()
+                .map(|(i, (expr, dir))| {
+                    if named {
+                        format!("{prefix}k{i} {dir}")
+                    } else {
+                        format!("{expr} {dir}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        sql.push(" ORDER BY ").push(&order_by("", false));
         let limit = sql.arg(Arg::I64(query.max_results + 1));
         let offset = sql.arg(Arg::I64(query.offset));
         sql.push(&format!(" LIMIT {limit} OFFSET {offset}"));
-        // The page comes back as one JSON row, its order kept in `ord`.
+        // The page comes back as one JSON row. The page query exposes its sort keys (k0, k1, ...)
+        // so that the numbering that keeps its order (`ord`) sorts only the page, not every match.
         let d = self.dialect;
-        let inner = format!(
-            "SELECT {RUN_COLUMNS}, ROW_NUMBER() OVER (ORDER BY {}) AS ord FROM runs r",
-            order_terms.join(", ")
-        );
+        let keys: Vec<String> = order_terms
+            .iter()
+            .enumerate()
+            .map(|(i, (expr, _))| format!("{expr} AS k{i}"))
+            .collect();
+        let inner = format!("SELECT {RUN_COLUMNS}, {} FROM runs r", keys.join(", "));
         sql.text = format!(
-            "SELECT {} FROM ({}) p",
+            "SELECT {} FROM (SELECT p.*, ROW_NUMBER() OVER (ORDER BY {}) AS ord FROM ({}) p) q",
             d.json_rows_unordered(&[
-                "p.run_uuid",
-                "p.name",
-                "p.experiment_id",
-                "p.user_id",
-                "p.status",
-                "p.start_time",
-                "p.end_time",
-                "p.artifact_uri",
-                "p.lifecycle_stage",
-                "p.ord"
+                "q.run_uuid",
+                "q.name",
+                "q.experiment_id",
+                "q.user_id",
+                "q.status",
+                "q.start_time",
+                "q.end_time",
+                "q.artifact_uri",
+                "q.lifecycle_stage",
+                "q.ord"
             ]),
+            order_by("p.", true),
             sql.text
                 .replacen(&format!("SELECT {RUN_COLUMNS} FROM runs r"), &inner, 1)
         );
