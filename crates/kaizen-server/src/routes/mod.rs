@@ -19,6 +19,13 @@ pub fn empty() -> ApiResult {
     Ok(Json(json!({})))
 }
 
+/// A field the request must carry, non-empty, with MLflow's message when it does not.
+pub(crate) fn required(field: Option<String>, name: &str) -> Result<String, ApiError> {
+    field
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::invalid(format!("Missing value for required parameter '{name}'.")))
+}
+
 /// Mounts `route` at `/api/<version>/mlflow<path>` and `/ajax-api/<version>/mlflow<path>`.
 pub(crate) fn mlflow(
     router: Router<AppState>,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::tracking::{WireTag, into_tags};
-use super::{ApiResult, actor, empty, mlflow};
+use super::{ApiResult, actor, empty, mlflow, required};
 use crate::error::ApiError;
 use crate::extract::Req;
 use crate::{AppState, Identity};
@@ -75,12 +75,6 @@ type Caller = Option<Extension<Identity>>;
 
 fn caller(c: &Caller, reason: Option<String>) -> kaizen_tracking::Actor {
     actor(c.as_ref().map(|e| &e.0), reason)
-}
-
-fn required(field: Option<String>, name: &str) -> Result<String, ApiError> {
-    field
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::invalid(format!("Missing value for required parameter '{name}'.")))
 }
 
 /// The fields most registry requests carry. `reason` is kaizen's: it goes to the audit log.

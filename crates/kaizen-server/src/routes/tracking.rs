@@ -11,7 +11,7 @@ use kaizen_wire::{de, to_json};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiResult, empty, mlflow};
+use super::{ApiResult, empty, mlflow, required};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::Req;
@@ -67,12 +67,6 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         "/metrics/get-history-bulk-interval",
         get(get_metric_history_bulk),
     )
-}
-
-fn required(field: Option<String>, name: &str) -> Result<String, ApiError> {
-    field
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::invalid(format!("Missing value for required parameter '{name}'.")))
 }
 
 fn view_type(v: Option<String>) -> Result<ViewType, ApiError> {

@@ -940,26 +940,15 @@ impl TrackingStore for SqlStore {
                 }
             }
             let unique: Vec<(&str, &str)> = wanted.into_iter().collect();
-            for chunk in unique.chunks(INSERT_CHUNK) {
-                let mut sql = Sql::new("INSERT INTO params (run_uuid, key, value) VALUES ");
-                let rows: Vec<String> = chunk
-                    .iter()
-                    .map(|(k, v)| {
-                        format!(
-                            "({}, {}, {})",
-                            sql.arg(Arg::Str(run_id.to_string())),
-                            sql.arg(Arg::Str(k.to_string())),
-                            sql.arg(Arg::Str(v.to_string()))
-                        )
-                    })
-                    .collect();
-                sql.push(&rows.join(", "))
-                    .push(" ON CONFLICT (run_uuid, key) DO NOTHING");
-                sql.query(self.dialect)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-            }
+            insert_key_values(
+                &mut tx,
+                self.dialect,
+                "params",
+                run_id,
+                &unique,
+                "DO NOTHING",
+            )
+            .await?;
         }
 
         // The hot path of logging: statements built once per chunk size, arguments bound by
@@ -1440,22 +1429,37 @@ async fn insert_tags(
         last.insert(&t.key, &t.value);
     }
     let unique: Vec<(&str, &str)> = last.into_iter().collect();
-    for chunk in unique.chunks(INSERT_CHUNK) {
-        let mut sql = Sql::new("INSERT INTO run_tags (run_uuid, key, value) VALUES ");
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "({}, {}, {})",
-                    sql.arg(Arg::Str(run_id.to_string())),
-                    sql.arg(Arg::Str(k.to_string())),
-                    sql.arg(Arg::Str(v.to_string()))
-                )
-            })
-            .collect();
-        sql.push(&rows.join(", "))
-            .push(" ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value");
-        sql.query(d).execute(&mut **tx).await.map_err(db_err)?;
+    insert_key_values(
+        tx,
+        d,
+        "run_tags",
+        run_id,
+        &unique,
+        "DO UPDATE SET value = excluded.value",
+    )
+    .await
+}
+
+/// Inserts (run, key, value) rows into `params` or `run_tags` in multi-row statements, with
+/// `on_conflict` deciding what an existing key does.
+async fn insert_key_values(
+    tx: &mut Transaction<'_, Any>,
+    d: Dialect,
+    table: &str,
+    run_id: &str,
+    pairs: &[(&str, &str)],
+    on_conflict: &str,
+) -> Result<()> {
+    for chunk in pairs.chunks(INSERT_CHUNK) {
+        let text = format!(
+            "INSERT INTO {table} (run_uuid, key, value) VALUES {} ON CONFLICT (run_uuid, key) {on_conflict}",
+            values_list(d, 3, chunk.len())
+        );
+        let mut q = sqlx::query(&text);
+        for (k, v) in chunk {
+            q = q.bind(run_id).bind(*k).bind(*v);
+        }
+        q.execute(&mut **tx).await.map_err(db_err)?;
     }
     Ok(())
 }
