@@ -217,8 +217,51 @@ pub struct NewModelVersion {
     pub tags: Vec<Tag>,
 }
 
+/// A cached step result: the outputs (name → sha256 of the content) a step produced under a
+/// cache key, with the hash of each component of that key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepCacheEntry {
+    pub cache_key: String,
+    pub pipeline: String,
+    pub step: String,
+    /// The components of the key in a fixed order (`input:sales.csv`, `param:lr`, `code:train.py`,
+    /// `definition`) with their hashes, so a miss can name the first one that changed.
+    pub components: Vec<(String, String)>,
+    pub outputs: std::collections::BTreeMap<String, String>,
+    /// The step's run that produced the outputs.
+    pub run_id: String,
+    pub created: i64,
+}
+
+/// One edge of the lineage graph: `dst` was made from (or by) `src`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineageEdge {
+    /// `artifact`, `run`, `file`, `dataset` or `model`.
+    pub src_kind: String,
+    pub src_id: String,
+    pub dst_kind: String,
+    pub dst_id: String,
+    /// `input`, `output`, `parent`, ...
+    pub relation: String,
+    pub created: i64,
+}
+
+#[async_trait]
+pub trait PipelineStore: Send + Sync {
+    /// Records (or replaces) the cache entry under its key.
+    async fn put_step_cache(&self, entry: &StepCacheEntry) -> Result<()>;
+    async fn get_step_cache(&self, cache_key: &str) -> Result<Option<StepCacheEntry>>;
+    /// The most recently recorded entry of a pipeline's step, whatever its key.
+    async fn latest_step_cache(&self, pipeline: &str, step: &str)
+    -> Result<Option<StepCacheEntry>>;
+    /// Adds edges in one transaction.
+    async fn add_lineage_edges(&self, edges: &[LineageEdge]) -> Result<()>;
+    /// The edges that start or end at a node, oldest first.
+    async fn lineage_edges(&self, kind: &str, id: &str) -> Result<Vec<LineageEdge>>;
+}
+
 /// The whole metadata store.
-pub trait MetadataStore: TrackingStore + RegistryStore {
+pub trait MetadataStore: TrackingStore + RegistryStore + PipelineStore {
     /// `sqlite` or `postgresql`, for logs and `/version`.
     fn backend(&self) -> &'static str;
 }

@@ -52,6 +52,38 @@ pub enum Command {
     /// Registered models: list, show, versions, alias, history.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Pipelines: run the DAG of steps in a project's kaizen.toml.
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Run a pipeline: steps in parallel where independent, cached results reused.
+    Run(PipelineRunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PipelineRunArgs {
+    /// The project directory holding kaizen.toml.
+    #[arg(default_value = ".")]
+    pub dir: std::path::PathBuf,
+    /// Override a parameter: `-p key=value` (typed by the default's type); repeatable.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Run every step even when a cached result exists.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// How many steps may run at once.
+    #[arg(long, default_value_t = 4)]
+    pub max_parallel: usize,
+    /// The metadata store to track into (`sqlite:///...` or `postgresql://...`); default: the
+    /// local home. Steps log through a server kaizen starts for the run.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub tracking_uri: Option<String>,
+    /// Print one JSON object with the run's outcome on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

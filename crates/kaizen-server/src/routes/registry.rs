@@ -10,7 +10,6 @@ use serde_json::json;
 
 use super::tracking::{WireTag, into_tags};
 use super::{ApiResult, actor, empty, mlflow, required};
-use crate::error::ApiError;
 use crate::extract::Req;
 use crate::{AppState, Identity};
 

@@ -3,6 +3,7 @@
 //! dialect differences are methods of [`Dialect`].
 
 mod logged_models;
+mod pipelines;
 mod registry;
 mod tracking;
 
@@ -278,6 +279,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "audit_previous_name",
         include_str!("../../migrations/0002_audit_previous_name.sql"),
+    ),
+    (
+        3,
+        "pipelines",
+        include_str!("../../migrations/0003_pipelines.sql"),
     ),
 ];
 

@@ -3,6 +3,7 @@
 
 mod experiments;
 mod models;
+mod pipeline;
 mod quickstart;
 mod runs;
 mod server;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Experiments(cmd) => experiments::run(cmd).await,
             Command::Runs(cmd) => runs::run(cmd).await,
             Command::Models(cmd) => models::run(cmd).await,
+            Command::Pipeline(cmd) => pipeline::run(cmd).await,
         }
     })
 }
