@@ -183,9 +183,12 @@ impl ArtifactStore {
             // object_store reads local files in 8 KiB chunks; 1 MiB reads make large downloads
             // several times cheaper.
             object_store::GetResultPayload::File(file, _) => {
-                tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 1 << 20)
-                    .map(|r| r.map_err(|e| Error::internal("artifact read error", e)))
-                    .boxed()
+                tokio_util::io::ReaderStream::with_capacity(
+                    tokio::fs::File::from_std(file),
+                    1 << 20,
+                )
+                .map(|r| r.map_err(|e| Error::internal("artifact read error", e)))
+                .boxed()
             }
             object_store::GetResultPayload::Stream(s) => s.map(|r| r.map_err(store_err)).boxed(),
         };
