@@ -7,6 +7,7 @@ mod pipelines;
 mod registry;
 mod tracking;
 
+use kaizen_core::search::{Op, Value};
 use kaizen_core::{Error, Result};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
@@ -170,6 +171,40 @@ fn bind_arg<'q>(
         Arg::F64(v) => q.bind(*v),
         Arg::Str(v) => q.bind(v.as_str()),
     }
+}
+
+/// `column <op> value` for a string column; `None` when the comparison does not fit a string.
+pub(crate) fn string_cond(
+    d: Dialect,
+    sql: &mut Sql,
+    column: &str,
+    op: Op,
+    value: &Value,
+) -> Option<String> {
+    Some(match (op, value) {
+        (Op::Eq | Op::Ne, Value::Str(s)) => {
+            format!("{column} {} {}", op.as_sql(), sql.arg(Arg::Str(s.clone())))
+        }
+        (Op::Like, Value::Str(s)) => {
+            let p = sql.arg(Arg::Str(d.like_pattern(s)));
+            d.like(column, &p)
+        }
+        (Op::ILike, Value::Str(s)) => {
+            let p = sql.arg(Arg::Str(s.clone()));
+            d.ilike(column, &p)
+        }
+        (Op::In | Op::NotIn, Value::List(items)) => {
+            let list = str_list(sql, items);
+            format!("{column} {} ({list})", op.as_sql())
+        }
+        _ => return None,
+    })
+}
+
+/// Placeholders for a list of strings, for `IN (...)`.
+pub(crate) fn str_list(sql: &mut Sql, items: &[String]) -> String {
+    let list: Vec<String> = items.iter().map(|s| sql.arg(Arg::Str(s.clone()))).collect();
+    list.join(", ")
 }
 
 /// `(?, ?), (?, ?)` (SQLite) or `($1, $2), ($3, $4)` (PostgreSQL): the VALUES list of a

@@ -22,7 +22,9 @@ use kaizen_core::{
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{Arg, Dialect, Sql, SqlStore, db_err, is_unique_violation, opt_str};
+use super::{
+    Arg, Dialect, Sql, SqlStore, db_err, is_unique_violation, opt_str, str_list, string_cond,
+};
 use crate::{AuditRecord, NewModelVersion, RegistryStore, SearchQuery};
 
 /// The stage MLflow gives a deleted version: invisible, but its number stays taken.
@@ -132,12 +134,6 @@ fn audit_from_row(row: &AnyRow) -> AuditEntry {
         details: row.get("details"),
         reason: opt_str(row, "reason"),
     }
-}
-
-/// Placeholders for a list of strings, for `IN (...)`.
-fn str_list(sql: &mut Sql, items: &[String]) -> String {
-    let list: Vec<String> = items.iter().map(|s| sql.arg(Arg::Str(s.clone()))).collect();
-    list.join(", ")
 }
 
 /// The distinct values of `items`, in first-seen order.
@@ -448,28 +444,6 @@ fn value_text(v: &Value) -> String {
         ),
         Value::None => "NULL".into(),
     }
-}
-
-/// `column <op> value` for a string column; `None` when the comparison does not fit a string.
-fn string_cond(d: Dialect, sql: &mut Sql, column: &str, op: Op, value: &Value) -> Option<String> {
-    Some(match (op, value) {
-        (Op::Eq | Op::Ne, Value::Str(s)) => {
-            format!("{column} {} {}", op.as_sql(), sql.arg(Arg::Str(s.clone())))
-        }
-        (Op::Like, Value::Str(s)) => {
-            let p = sql.arg(Arg::Str(d.like_pattern(s)));
-            d.like(column, &p)
-        }
-        (Op::ILike, Value::Str(s)) => {
-            let p = sql.arg(Arg::Str(s.clone()));
-            d.ilike(column, &p)
-        }
-        (Op::In | Op::NotIn, Value::List(items)) => {
-            let list = str_list(sql, items);
-            format!("{column} {} ({list})", op.as_sql())
-        }
-        _ => return None,
-    })
 }
 
 /// Whether the filter asks for prompts, as MLflow decides it: the first comparison on the prompt

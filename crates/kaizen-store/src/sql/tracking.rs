@@ -13,7 +13,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{
     Arg, Dialect, Sql, SqlStore, db_err, experiment_key, is_unique_violation, stored_value,
-    values_list,
+    string_cond, values_list,
 };
 use crate::{RunUpdate, SearchQuery, TrackingStore};
 
@@ -258,27 +258,13 @@ impl SqlStore {
     /// of `start_time` and stops at the page's end instead of collecting every match first.
     fn run_condition(&self, sql: &mut Sql, c: &Comparison) -> Result<()> {
         let d = self.dialect;
-        let string_cond = |sql: &mut Sql, column: &str, c: &Comparison| -> Result<String> {
-            Ok(match (&c.op, &c.value) {
-                (Op::Eq, Value::Str(s)) => format!("{column} = {}", sql.arg(Arg::Str(s.clone()))),
-                (Op::Ne, Value::Str(s)) => format!("{column} != {}", sql.arg(Arg::Str(s.clone()))),
-                (Op::Like, Value::Str(s)) => {
-                    let p = sql.arg(Arg::Str(d.like_pattern(s)));
-                    d.like(column, &p)
-                }
-                (Op::ILike, Value::Str(s)) => {
-                    let p = sql.arg(Arg::Str(s.clone()));
-                    d.ilike(column, &p)
-                }
-                (Op::In | Op::NotIn, Value::List(items)) => {
-                    let list: Vec<String> =
-                        items.iter().map(|v| sql.arg(Arg::Str(v.clone()))).collect();
-                    format!("{column} {} ({})", c.op.as_sql(), list.join(", "))
-                }
-                (Op::IsNull, _) => format!("{column} IS NULL"),
-                (Op::IsNotNull, _) => format!("{column} IS NOT NULL"),
-                _ => return Err(Error::invalid(format!("Invalid comparison on '{}'", c.key))),
-            })
+        let text_cond = |sql: &mut Sql, column: &str, c: &Comparison| -> Result<String> {
+            match c.op {
+                Op::IsNull => Ok(format!("{column} IS NULL")),
+                Op::IsNotNull => Ok(format!("{column} IS NOT NULL")),
+                op => string_cond(d, sql, column, op, &c.value)
+                    .ok_or_else(|| Error::invalid(format!("Invalid comparison on '{}'", c.key))),
+            }
         };
         let numeric_cond = |sql: &mut Sql, column: &str, c: &Comparison| -> Result<String> {
             match &c.value {
@@ -328,7 +314,7 @@ impl SqlStore {
                         )
                     }
                     _ => {
-                        let cond = string_cond(sql, "x.value", c)?;
+                        let cond = text_cond(sql, "x.value", c)?;
                         format!(
                             "EXISTS (SELECT 1 FROM {table} x WHERE x.run_uuid = r.run_uuid AND x.key = {key} AND {cond})"
                         )
@@ -341,7 +327,7 @@ impl SqlStore {
                 if attr.is_numeric() {
                     numeric_cond(sql, column, c)?
                 } else {
-                    string_cond(sql, column, c)?
+                    text_cond(sql, column, c)?
                 }
             }
             EntityType::Dataset => {
@@ -350,7 +336,7 @@ impl SqlStore {
                     "digest" => "d.digest",
                     _ => "t.value",
                 };
-                let cond = string_cond(sql, column, c)?;
+                let cond = text_cond(sql, column, c)?;
                 let context_join = if c.key == "context" {
                     " JOIN input_tags t ON t.input_uuid = i.input_uuid AND t.key = 'mlflow.data.context'"
                 } else {
@@ -547,31 +533,13 @@ impl TrackingStore for SqlStore {
                 (op, Value::Num(n)) if op.is_numeric() && !is_tag && column != "e.name" => {
                     format!("{column} {} {}", op.as_sql(), sql.arg(Arg::F64(*n)))
                 }
-                (Op::Eq | Op::Ne, Value::Str(s)) => format!(
-                    "{column} {} {}",
-                    c.op.as_sql(),
-                    sql.arg(Arg::Str(s.clone()))
-                ),
-                (Op::Like, Value::Str(s)) => {
-                    let p = sql.arg(Arg::Str(d.like_pattern(s)));
-                    d.like(column, &p)
-                }
-                (Op::ILike, Value::Str(s)) => {
-                    let p = sql.arg(Arg::Str(s.clone()));
-                    d.ilike(column, &p)
-                }
-                (Op::In | Op::NotIn, Value::List(items)) => {
-                    let list: Vec<String> =
-                        items.iter().map(|v| sql.arg(Arg::Str(v.clone()))).collect();
-                    format!("{column} {} ({})", c.op.as_sql(), list.join(", "))
-                }
-                _ => {
-                    return Err(Error::invalid(format!(
+                (op, value) => string_cond(d, &mut sql, column, *op, value).ok_or_else(|| {
+                    Error::invalid(format!(
                         "Invalid comparison '{}' for experiment key '{}'",
-                        c.op.as_sql(),
+                        op.as_sql(),
                         c.key
-                    )));
-                }
+                    ))
+                })?,
             };
             if is_tag {
                 let key = sql.arg(Arg::Str(c.key.clone()));
