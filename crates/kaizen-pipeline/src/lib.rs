@@ -6,10 +6,15 @@
 //! Progress goes through the [`Reporter`] trait; the binary draws it.
 
 pub mod cache;
+pub mod choice;
+pub mod data_steps;
 mod run;
+mod sources;
 pub mod spec;
 pub mod step;
 
-pub use run::{Reporter, RunOptions, RunSummary, StepResult, StepStatus, run_pipeline};
-pub use spec::{ParamValue, Pipeline, StepKind, StepSpec};
+pub use run::{
+    Reporter, RunOptions, RunSummary, StartedRun, StepResult, StepStatus, run_pipeline, start_run,
+};
+pub use spec::{Foreach, ParamValue, Pipeline, StepKind, StepSpec};
 pub use step::{Runners, StepContext, StepFailure, StepRunner};

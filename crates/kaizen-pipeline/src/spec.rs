@@ -20,6 +20,8 @@ pub enum StepKind {
     Validate,
     Split,
     Profile,
+    /// Routes on an earlier step's JSON output: the chosen step runs, the others are skipped.
+    Choice,
 }
 
 impl StepKind {
@@ -31,6 +33,7 @@ impl StepKind {
             StepKind::Validate => "validate",
             StepKind::Split => "split",
             StepKind::Profile => "profile",
+            StepKind::Choice => "choice",
         }
     }
 }
@@ -53,7 +56,7 @@ pub enum ParamValue {
 }
 
 impl ParamValue {
-    fn type_name(&self) -> &'static str {
+    pub fn type_name(&self) -> &'static str {
         match self {
             ParamValue::Bool(_) => "bool",
             ParamValue::Int(_) => "integer",
@@ -168,9 +171,26 @@ pub struct StepSpec {
     pub cache: bool,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// Options of a built-in step kind, read by that kind's runner.
+    /// Options of a built-in step kind, read by that kind's runner. Strings may use `${param}`.
     #[serde(default, rename = "with")]
     pub with: BTreeMap<String, toml::Value>,
+    /// Run the step once per item: of a list parameter, or of the partitions of an input table.
+    #[serde(default)]
+    pub foreach: Option<Foreach>,
+}
+
+/// `foreach = "param"` or `foreach = { partitions = "input", column = "col" }`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Foreach {
+    /// The items of a list parameter.
+    Param(String),
+    /// One item per distinct value of `column` in the input table `partitions`; each item sees
+    /// that input cut down to its rows.
+    Partitions {
+        partitions: String,
+        column: String,
+    },
 }
 
 fn default_kind() -> StepKind {
@@ -197,6 +217,8 @@ pub struct Pipeline {
     pub steps: Vec<StepSpec>,
     /// The project directory; relative paths start here.
     pub dir: PathBuf,
+    /// Steps a `choice` step routes to depend on it: target → choice steps.
+    pub routed_by: BTreeMap<String, BTreeSet<String>>,
 }
 
 #[derive(Deserialize)]
@@ -258,15 +280,36 @@ impl Pipeline {
                 Some(n) => format!("step '{n}'"),
                 None => format!("steps[{i}]"),
             };
-            let step = StepSpec::deserialize(toml::Value::Table(table))
+            let mut step = StepSpec::deserialize(toml::Value::Table(table))
                 .map_err(|e| Error::invalid(format!("{label}: {}", e.message())))?;
+            step.outputs = crate::data_steps::builtin_outputs(
+                &step.name,
+                step.kind,
+                &step.with,
+                &step.outputs,
+            )?;
+            if step.kind == StepKind::Validate
+                && let Some(spec) = crate::data_steps::validation_spec_file(&step.with)
+                && !step.code.contains(&spec)
+            {
+                step.code.push(spec);
+            }
             steps.push(step);
+        }
+        let mut routed_by: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for s in &steps {
+            if s.kind == StepKind::Choice {
+                for target in crate::choice::targets(&s.name, &s.with)? {
+                    routed_by.entry(target).or_default().insert(s.name.clone());
+                }
+            }
         }
         let pipeline = Pipeline {
             meta: raw.pipeline,
             params,
             steps,
             dir: dir.to_path_buf(),
+            routed_by,
         };
         pipeline.check()?;
         Ok(pipeline)
@@ -289,6 +332,12 @@ impl Pipeline {
         if let Some((s, out)) = input.split_once('.')
             && let Some(&i) = index.get(s)
         {
+            if self.steps[i].foreach.is_some() {
+                return Err(Error::invalid(format!(
+                    "step '{step}': input '{input}': step '{s}' runs per item (foreach); take \
+                     its whole output directory with input '{s}'"
+                )));
+            }
             if !self.steps[i].outputs.iter().any(|o| o == out) {
                 return Err(Error::invalid(format!(
                     "step '{step}': input '{input}': step '{s}' has no output '{out}' (its outputs: {})",
@@ -308,9 +357,10 @@ impl Pipeline {
         )))
     }
 
-    /// The steps a step depends on.
+    /// The steps a step depends on: those whose outputs it reads, and the `choice` steps that
+    /// route to it.
     pub fn dependencies(&self, step: &StepSpec) -> Result<BTreeSet<String>> {
-        let mut deps = BTreeSet::new();
+        let mut deps = self.routed_by.get(&step.name).cloned().unwrap_or_default();
         for input in &step.inputs {
             match self.resolve_input(&step.name, input)? {
                 InputRef::Step(s) | InputRef::Output(s, _) => {
@@ -382,6 +432,59 @@ impl Pipeline {
                     "step '{}': field 'timeout_s' must be a positive number of seconds",
                     s.name
                 )));
+            }
+            if s.kind == StepKind::Choice {
+                for target in crate::choice::targets(&s.name, &s.with)? {
+                    if self.step(&target).is_none() {
+                        return Err(Error::invalid(format!(
+                            "step '{}': with: routes to '{target}', which is not a step",
+                            s.name
+                        )));
+                    }
+                }
+            }
+            match &s.foreach {
+                Some(Foreach::Param(p)) => match self.params.get(p) {
+                    Some(ParamValue::List(_)) => {}
+                    Some(other) => {
+                        return Err(Error::invalid(format!(
+                            "step '{}': field 'foreach': parameter '{p}' is a {}, not a list",
+                            s.name,
+                            other.type_name()
+                        )));
+                    }
+                    None => {
+                        return Err(Error::invalid(format!(
+                            "step '{}': field 'foreach': unknown parameter '{p}'",
+                            s.name
+                        )));
+                    }
+                },
+                Some(Foreach::Partitions { partitions, .. }) => {
+                    if !s.inputs.contains(partitions) {
+                        return Err(Error::invalid(format!(
+                            "step '{}': field 'foreach': '{partitions}' must be one of the \
+                             step's inputs",
+                            s.name
+                        )));
+                    }
+                }
+                None => {}
+            }
+            if s.foreach.is_some() && s.kind == StepKind::Choice {
+                return Err(Error::invalid(format!(
+                    "step '{}': a choice step cannot use foreach",
+                    s.name
+                )));
+            }
+            for name in template_names(&s.with) {
+                if name != "item" && !self.params.contains_key(&name) {
+                    return Err(Error::invalid(format!(
+                        "step '{}': field 'with': '${{{name}}}' names no parameter (declared: {})",
+                        s.name,
+                        list(&self.params.keys().cloned().collect::<Vec<_>>())
+                    )));
+                }
             }
             for c in &s.code {
                 if !self.dir.join(c).is_file() {
@@ -499,6 +602,67 @@ fn list(items: &[String]) -> String {
     } else {
         items.join(", ")
     }
+}
+
+/// The `${name}` references in the strings of a `with` table.
+fn template_names(with: &BTreeMap<String, toml::Value>) -> Vec<String> {
+    fn walk(v: &toml::Value, out: &mut Vec<String>) {
+        match v {
+            toml::Value::String(s) => {
+                let mut rest = s.as_str();
+                while let Some(start) = rest.find("${") {
+                    let after = &rest[start + 2..];
+                    let Some(end) = after.find('}') else { break };
+                    out.push(after[..end].trim().to_string());
+                    rest = &after[end + 1..];
+                }
+            }
+            toml::Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            toml::Value::Table(t) => t.values().for_each(|i| walk(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    with.values().for_each(|v| walk(v, &mut out));
+    out
+}
+
+/// `with` with every `${name}` replaced by the value of `name` in `values` (strings bare, other
+/// values as their text); unknown names stay as written.
+pub fn substitute(
+    with: &BTreeMap<String, toml::Value>,
+    values: &BTreeMap<String, ParamValue>,
+) -> BTreeMap<String, toml::Value> {
+    fn walk(v: &toml::Value, values: &BTreeMap<String, ParamValue>) -> toml::Value {
+        match v {
+            toml::Value::String(s) => {
+                let mut out = String::new();
+                let mut rest = s.as_str();
+                while let Some(start) = rest.find("${") {
+                    let after = &rest[start + 2..];
+                    let Some(end) = after.find('}') else { break };
+                    out.push_str(&rest[..start]);
+                    match values.get(after[..end].trim()) {
+                        Some(value) => out.push_str(&value.to_env()),
+                        None => out.push_str(&rest[start..start + 3 + end]),
+                    }
+                    rest = &after[end + 1..];
+                }
+                out.push_str(rest);
+                toml::Value::String(out)
+            }
+            toml::Value::Array(items) => {
+                toml::Value::Array(items.iter().map(|i| walk(i, values)).collect())
+            }
+            toml::Value::Table(t) => toml::Value::Table(
+                t.iter().map(|(k, i)| (k.clone(), walk(i, values))).collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    with.iter()
+        .map(|(k, v)| (k.clone(), walk(v, values)))
+        .collect()
 }
 
 /// `KAIZEN_INPUT_<NAME>` / `KAIZEN_PARAM_<NAME>`: upper case, every other character `_`.

@@ -1,6 +1,5 @@
 //! Step runners: one per step kind. `command` runs a shell command in its own process group; the
-//! built-in data kinds are registered by the crate that implements them, and until then a
-//! pipeline that uses one is refused before anything runs.
+//! built-in data kinds live in [`crate::data_steps`], `choice` in [`crate::choice`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,6 +36,8 @@ pub struct StepContext {
     /// The step's nested run.
     pub run_id: String,
     pub attempt: u32,
+    /// The item of a `foreach` step (`KAIZEN_ITEM`).
+    pub item: Option<String>,
 }
 
 /// Why an attempt failed, with the tail of what the step wrote to stderr.
@@ -67,6 +68,12 @@ impl std::fmt::Display for StepFailure {
 #[async_trait]
 pub trait StepRunner: Send + Sync {
     async fn run(&self, ctx: &StepContext) -> std::result::Result<(), StepFailure>;
+
+    /// Fingerprints of the step's external sources (a URL, a database query), named
+    /// `kind:what`, that join its cache key so that a change outside the project is a miss.
+    async fn fingerprint(&self, _ctx: &StepContext) -> Result<BTreeMap<String, String>> {
+        Ok(BTreeMap::new())
+    }
 }
 
 /// The runner of each available step kind.
@@ -76,11 +83,14 @@ pub struct Runners {
 }
 
 impl Default for Runners {
-    /// `command` only; the data kinds join when their engine is registered.
+    /// Every kind this crate knows.
     fn default() -> Self {
         let mut by_kind: BTreeMap<StepKind, Arc<dyn StepRunner>> = BTreeMap::new();
         by_kind.insert(StepKind::Command, Arc::new(CommandRunner));
-        Self { by_kind }
+        let mut runners = Self { by_kind };
+        crate::data_steps::register(&mut runners);
+        crate::choice::register(&mut runners);
+        runners
     }
 }
 
@@ -92,8 +102,7 @@ impl Runners {
     pub fn get(&self, step: &StepSpec) -> Result<Arc<dyn StepRunner>> {
         self.by_kind.get(&step.kind).cloned().ok_or_else(|| {
             Error::invalid(format!(
-                "step '{}': kind \"{}\" is not yet available in this build (built-in data steps \
-                 are coming; use kind = \"command\" meanwhile)",
+                "step '{}': kind \"{}\" is not available in this build",
                 step.name, step.kind
             ))
         })
@@ -134,6 +143,9 @@ impl StepRunner for CommandRunner {
             .env("MLFLOW_RUN_ID", &ctx.run_id);
         for (k, v) in &ctx.params {
             cmd.env(env_name("KAIZEN_PARAM_", k), v.to_env());
+        }
+        if let Some(item) = &ctx.item {
+            cmd.env("KAIZEN_ITEM", item);
         }
         for (input, path) in &ctx.inputs {
             let key = match std::path::Path::new(input).file_name() {

@@ -258,6 +258,43 @@ pub trait PipelineStore: Send + Sync {
     async fn add_lineage_edges(&self, edges: &[LineageEdge]) -> Result<()>;
     /// The edges that start or end at a node, oldest first.
     async fn lineage_edges(&self, kind: &str, id: &str) -> Result<Vec<LineageEdge>>;
+    /// Catalogs a table as the next version of `name`; when the latest version already has the
+    /// same content, answers that version instead of adding one.
+    async fn add_dataset_version(&self, new: &NewDatasetVersion) -> Result<DatasetVersion>;
+    /// A version of a dataset, the latest when `version` is `None`.
+    async fn get_dataset_version(&self, name: &str, version: Option<i64>)
+    -> Result<DatasetVersion>;
+    /// The latest version of every dataset, by name.
+    async fn list_datasets(&self) -> Result<Vec<DatasetVersion>>;
+    /// Every version of a dataset, oldest first (empty when the name is unknown).
+    async fn dataset_versions(&self, name: &str) -> Result<Vec<DatasetVersion>>;
+}
+
+/// A table to catalog: where its content lives and what it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDatasetVersion {
+    pub name: String,
+    /// The sha256 of the file; the file is `cas/<content_hash>` in the artifact store.
+    pub content_hash: String,
+    /// `parquet`, `csv` or `jsonl`.
+    pub format: String,
+    /// `[{"name": ..., "type": ..., "nullable": ...}]`.
+    pub schema: serde_json::Value,
+    pub rows: i64,
+    /// Per-column statistics: `{"column": {"nulls": n, "min": x, "max": x}}`.
+    pub stats: serde_json::Value,
+    /// The step run that made it, and its pipeline and step (empty when not made by a pipeline).
+    pub run_id: String,
+    pub pipeline: String,
+    pub step: String,
+}
+
+/// One cataloged version of a dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetVersion {
+    pub version: i64,
+    pub created: i64,
+    pub data: NewDatasetVersion,
 }
 
 /// The whole metadata store.

@@ -320,6 +320,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "pipelines",
         include_str!("../../migrations/0003_pipelines.sql"),
     ),
+    (
+        4,
+        "datasets",
+        include_str!("../../migrations/0004_datasets.sql"),
+    ),
 ];
 
 impl SqlStore {

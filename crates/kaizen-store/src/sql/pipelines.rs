@@ -7,8 +7,32 @@ use kaizen_core::{Error, Result};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Arg, Sql, SqlStore, db_err};
-use crate::{LineageEdge, PipelineStore, StepCacheEntry};
+use super::{Arg, Sql, SqlStore, db_err, is_unique_violation};
+use crate::{DatasetVersion, LineageEdge, NewDatasetVersion, PipelineStore, StepCacheEntry};
+
+const DATASET_COLUMNS: &str = "name, version, content_hash, format, schema_json, num_rows, \
+                               stats_json, run_id, pipeline, step, created";
+
+fn dataset_row(row: &AnyRow) -> Result<DatasetVersion> {
+    let bad = |e: serde_json::Error| Error::internal("corrupt datasets row", e);
+    let schema: String = row.get("schema_json");
+    let stats: String = row.get("stats_json");
+    Ok(DatasetVersion {
+        version: row.get("version"),
+        created: row.get("created"),
+        data: NewDatasetVersion {
+            name: row.get("name"),
+            content_hash: row.get("content_hash"),
+            format: row.get("format"),
+            schema: serde_json::from_str(&schema).map_err(bad)?,
+            rows: row.get("num_rows"),
+            stats: serde_json::from_str(&stats).map_err(bad)?,
+            run_id: row.get("run_id"),
+            pipeline: row.get("pipeline"),
+            step: row.get("step"),
+        },
+    })
+}
 
 const CACHE_COLUMNS: &str = "cache_key, pipeline, step, components, outputs, run_id, created";
 
@@ -143,5 +167,125 @@ impl PipelineStore for SqlStore {
                 created: r.get("created"),
             })
             .collect())
+    }
+
+    async fn add_dataset_version(&self, new: &NewDatasetVersion) -> Result<DatasetVersion> {
+        // Two writers may race for the same next version on PostgreSQL; the loser tries again.
+        for _ in 0..5 {
+            let mut tx = self.write.begin().await.map_err(db_err)?;
+            let mut q = Sql::new("");
+            let n = q.arg(Arg::Str(new.name.clone()));
+            q.push(&format!(
+                "SELECT {DATASET_COLUMNS} FROM datasets WHERE name = {n} ORDER BY version DESC LIMIT 1"
+            ));
+            let latest = q
+                .query(self.dialect)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .as_ref()
+                .map(dataset_row)
+                .transpose()?;
+            if let Some(same) = latest
+                .as_ref()
+                .filter(|l| l.data.content_hash == new.content_hash)
+            {
+                return Ok(same.clone());
+            }
+            let version = latest.map_or(1, |l| l.version + 1);
+            let created = kaizen_core::now_millis();
+            let mut q = Sql::new("");
+            let values = [
+                q.arg(Arg::Str(new.name.clone())),
+                q.arg(Arg::I64(version)),
+                q.arg(Arg::Str(new.content_hash.clone())),
+                q.arg(Arg::Str(new.format.clone())),
+                q.arg(Arg::Str(to_json(&new.schema)?)),
+                q.arg(Arg::I64(new.rows)),
+                q.arg(Arg::Str(to_json(&new.stats)?)),
+                q.arg(Arg::Str(new.run_id.clone())),
+                q.arg(Arg::Str(new.pipeline.clone())),
+                q.arg(Arg::Str(new.step.clone())),
+                q.arg(Arg::I64(created)),
+            ]
+            .join(", ");
+            q.push(&format!(
+                "INSERT INTO datasets ({DATASET_COLUMNS}) VALUES ({values})"
+            ));
+            match q.query(self.dialect).execute(&mut *tx).await {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => continue,
+                Err(e) => return Err(db_err(e)),
+            }
+            tx.commit().await.map_err(db_err)?;
+            return Ok(DatasetVersion {
+                version,
+                created,
+                data: new.clone(),
+            });
+        }
+        Err(Error::new(
+            kaizen_core::ErrorKind::Internal,
+            format!("dataset '{}': too many concurrent new versions", new.name),
+        ))
+    }
+
+    async fn get_dataset_version(
+        &self,
+        name: &str,
+        version: Option<i64>,
+    ) -> Result<DatasetVersion> {
+        let mut q = Sql::new("");
+        let n = q.arg(Arg::Str(name.to_string()));
+        match version {
+            Some(v) => {
+                let v = q.arg(Arg::I64(v));
+                q.push(&format!(
+                    "SELECT {DATASET_COLUMNS} FROM datasets WHERE name = {n} AND version = {v}"
+                ));
+            }
+            None => {
+                q.push(&format!(
+                    "SELECT {DATASET_COLUMNS} FROM datasets WHERE name = {n} ORDER BY version DESC LIMIT 1"
+                ));
+            }
+        }
+        let row = q
+            .query(self.dialect)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?;
+        match row {
+            Some(r) => dataset_row(&r),
+            None => Err(Error::not_found(match version {
+                Some(v) => format!("dataset '{name}' has no version {v}"),
+                None => format!("no dataset named '{name}'"),
+            })),
+        }
+    }
+
+    async fn list_datasets(&self) -> Result<Vec<DatasetVersion>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DATASET_COLUMNS} FROM datasets d WHERE version = \
+             (SELECT MAX(version) FROM datasets l WHERE l.name = d.name) ORDER BY name"
+        ))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(dataset_row).collect()
+    }
+
+    async fn dataset_versions(&self, name: &str) -> Result<Vec<DatasetVersion>> {
+        let mut q = Sql::new("");
+        let n = q.arg(Arg::Str(name.to_string()));
+        q.push(&format!(
+            "SELECT {DATASET_COLUMNS} FROM datasets WHERE name = {n} ORDER BY version"
+        ));
+        let rows = q
+            .query(self.dialect)
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(dataset_row).collect()
     }
 }
