@@ -55,6 +55,85 @@ pub enum Command {
     /// Pipelines: run the DAG of steps in a project's kaizen.toml.
     #[command(subcommand)]
     Pipeline(PipelineCommand),
+    /// Data drift: compare a current data set with a reference, column by column.
+    Drift(DriftArgs),
+    /// Datasets: the catalog of tabular pipeline outputs (list, show).
+    #[command(subcommand)]
+    Datasets(DatasetsCommand),
+    /// Query cataloged datasets with SQL: `kaizen sql "SELECT ... FROM sales"`.
+    Sql(SqlArgs),
+    /// Where a run, artifact, dataset or model version came from, and what was made from it.
+    Lineage(LineageArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetsCommand {
+    /// List every dataset with its latest version.
+    List {
+        #[command(flatten)]
+        tracking: TrackingArgs,
+    },
+    /// Show a dataset version (the latest by default): schema, rows, column stats, and every
+    /// version.
+    Show {
+        /// `NAME` or `NAME@VERSION`.
+        dataset: String,
+        #[command(flatten)]
+        tracking: TrackingArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// A query over datasets by name: the latest version, or `"name@2"` for version 2 (the
+    /// quotes may be left out).
+    pub query: String,
+    #[command(flatten)]
+    pub tracking: TrackingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LineageArgs {
+    /// A run id, an artifact (`cas/<sha256>` or the bare sha256), a dataset
+    /// (`dataset:NAME[@VERSION]`) or a model version (`models:/NAME/VERSION`).
+    pub target: String,
+    /// Print the graph in Graphviz DOT.
+    #[arg(long, conflicts_with = "json")]
+    pub dot: bool,
+    /// How many edges to follow from the target in each direction (default: all).
+    #[arg(long, value_name = "N")]
+    pub depth: Option<usize>,
+    #[command(flatten)]
+    pub tracking: TrackingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// The reference data (CSV, Parquet or JSON lines).
+    #[arg(long)]
+    pub reference: std::path::PathBuf,
+    /// The current data to compare with the reference.
+    #[arg(long)]
+    pub current: std::path::PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Write a self-contained HTML report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<std::path::PathBuf>,
+    /// Only these columns (comma-separated); default: every column both files have.
+    #[arg(long, value_delimiter = ',', value_name = "COL,...")]
+    pub columns: Option<Vec<String>>,
+    /// The test for a column instead of the default: ks, wasserstein, chisquare, z,
+    /// jensenshannon, psi, kl_div, hellinger, anderson, cramer_von_mises, energy_distance.
+    #[arg(long = "test", value_name = "COL=TEST")]
+    pub tests: Vec<String>,
+    /// The threshold for a column instead of its test's default.
+    #[arg(long = "threshold", value_name = "COL=X")]
+    pub thresholds: Vec<String>,
+    /// The data set drifts when at least this share of its columns drift.
+    #[arg(long, default_value_t = 0.5)]
+    pub share_threshold: f64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! One module per command. Exit codes: 0 success, 1 a user or input failure (bad arguments,
 //! unknown ids, refused input), 2 an internal failure.
 
+mod drift;
 mod experiments;
 mod models;
 mod pipeline;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Runs(cmd) => runs::run(cmd).await,
             Command::Models(cmd) => models::run(cmd).await,
             Command::Pipeline(cmd) => pipeline::run(cmd).await,
+            Command::Drift(args) => drift::run(args),
         }
     })
 }

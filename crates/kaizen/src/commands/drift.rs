@@ -1,0 +1,79 @@
+//! `kaizen drift`: compare a current data set with a reference, column by column, with
+//! Evidently's tests and thresholds; a table, JSON (`--json`) and an HTML page (`--html`).
+//! Drift found is data, not a failure: the exit code is 0 either way, 1 for bad input.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use kaizen_drift::{DriftError, DriftOptions, Test};
+
+use crate::cli::DriftArgs;
+
+pub fn run(args: DriftArgs) -> anyhow::Result<ExitCode> {
+    let mut tests = BTreeMap::new();
+    for spec in &args.tests {
+        let (column, test) = spec.split_once('=').ok_or_else(|| {
+            kaizen_core::Error::invalid(format!(
+                "--test `{spec}`: expected COLUMN=TEST, e.g. --test age=psi"
+            ))
+        })?;
+        let test: Test = test.parse().map_err(to_core)?;
+        tests.insert(column.trim().to_owned(), test);
+    }
+    let mut thresholds = BTreeMap::new();
+    for spec in &args.thresholds {
+        let (column, value) = spec.split_once('=').ok_or_else(|| {
+            kaizen_core::Error::invalid(format!(
+                "--threshold `{spec}`: expected COLUMN=NUMBER, e.g. --threshold age=0.2"
+            ))
+        })?;
+        let value: f64 = value.trim().parse().map_err(|_| {
+            kaizen_core::Error::invalid(format!("--threshold `{spec}`: `{value}` is not a number"))
+        })?;
+        thresholds.insert(column.trim().to_owned(), value);
+    }
+    let columns = args.columns.as_ref().map(|cols| {
+        cols.iter()
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty())
+            .collect::<Vec<_>>()
+    });
+    let options = DriftOptions {
+        columns,
+        tests,
+        thresholds,
+        share_threshold: args.share_threshold,
+        threads: 0,
+    };
+    let report =
+        kaizen_drift::compare_files(&args.reference, &args.current, &options).map_err(to_core)?;
+    if let Some(path) = &args.html {
+        let title = format!(
+            "reference {} · current {}",
+            args.reference.display(),
+            args.current.display()
+        );
+        std::fs::write(path, report.to_html(&title))
+            .with_context(|| format!("cannot write the HTML report to {}", path.display()))?;
+    }
+    if args.json {
+        crate::printer::json(&report.to_json());
+    } else {
+        print!("{}", report.to_table());
+        if let Some(path) = &args.html {
+            eprintln!("HTML report: {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Drift errors as domain errors: input errors exit 1, internal ones 2.
+fn to_core(e: DriftError) -> kaizen_core::Error {
+    if e.is_internal() {
+        let message = e.to_string();
+        kaizen_core::Error::internal(message, e)
+    } else {
+        kaizen_core::Error::invalid(e.to_string())
+    }
+}
