@@ -2,7 +2,8 @@
 //!
 //! - [`read`] CSV, Parquet and JSON-lines files into a [`Table`]; [`write_parquet`] and
 //!   [`read_parquet`].
-//! - [`sql`] over named in-memory tables (DataFusion).
+//! - [`sql`] over named in-memory tables (DataFusion); [`sql_files`] and [`sql_to_parquet`] over
+//!   files, streamed; [`describe_file`] for the dataset catalog.
 //! - [`validate`] a table against a [`ValidationSpec`] (TOML or JSON).
 //! - [`split`] a table into named parts: random, stratified or by time.
 //! - [`profile`] a table's columns, as JSON or one HTML page ([`Profile::to_html`]).
@@ -12,6 +13,7 @@
 //! as [`arrow`] and [`parquet`] so that callers use the same versions.
 
 mod error;
+mod files;
 mod html;
 mod profile;
 mod read;
@@ -25,6 +27,10 @@ pub use datafusion::arrow;
 pub use datafusion::parquet;
 
 pub use error::{DataError, Result};
+pub use files::{
+    FileSummary, FileTable, SqlOutput, describe_file, json_rows, sql_files, sql_to_parquet,
+    table_references, text_rows,
+};
 pub use profile::{
     Bin, ColumnKind, ColumnProfile, Correlations, MAX_BINS, NumericStats, Profile, QUANTILES,
     Quantile, TOP_VALUES, ValueCount, profile,
