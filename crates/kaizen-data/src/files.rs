@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::{SortOptions, sort_to_indices};
@@ -157,7 +156,7 @@ pub fn text_rows(table: &Table) -> Result<Vec<Vec<Option<String>>>> {
 /// left out. A qualified reference (`schema.table`) answers its table part.
 pub fn table_references(query: &str) -> Result<Vec<String>> {
     let parse_err = |e: datafusion::error::DataFusionError| DataError::Sql { source: e };
-    let statements = DFParser::parse_sql(query).map_err(|e| parse_err(e.into()))?;
+    let statements = DFParser::parse_sql(query).map_err(parse_err)?;
     let mut names: Vec<String> = Vec::new();
     for statement in &statements {
         let (references, _ctes) = resolve_table_references(statement, true).map_err(parse_err)?;
@@ -398,7 +397,7 @@ async fn describe_by_scan(path: &Path, format: Format) -> Result<FileSummary> {
     }
     let batches = frame
         .aggregate(vec![], aggregates)
-        .and_then(|f| Ok(f.collect()))
+        .map(|f| f.collect())
         .map_err(|source| DataError::Sql { source })?
         .await
         .map_err(|source| DataError::Sql { source })?;
@@ -435,6 +434,8 @@ async fn describe_by_scan(path: &Path, format: Format) -> Result<FileSummary> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use datafusion::arrow::array::{Float64Array, Int64Array, StringArray};
     use datafusion::arrow::datatypes::Field;
