@@ -146,6 +146,23 @@ impl ArtifactStore {
         &self.root
     }
 
+    /// Where an artifact lives on the local filesystem, for readers that need a file (DataFusion
+    /// scans). Only a local-directory root has one; another backend is an invalid-argument error.
+    /// The file need not exist.
+    pub fn local_path(&self, path: &ArtifactPath) -> Result<std::path::PathBuf> {
+        let Some(dir) = self.root.strip_prefix("file://") else {
+            return Err(Error::invalid(format!(
+                "Artifact '{}' is not on the local filesystem (artifact root {}); reading it \
+                 in place is only available for a local directory",
+                path.as_str(),
+                self.root
+            )));
+        };
+        let mut local = std::path::PathBuf::from(dir);
+        local.extend(path.as_str().split('/').filter(|p| !p.is_empty()));
+        Ok(local)
+    }
+
     pub async fn put(&self, path: &ArtifactPath, data: Bytes) -> Result<()> {
         if path.is_root() {
             return Err(Error::invalid("Artifact path must name a file"));
@@ -284,6 +301,9 @@ mod tests {
         let store = ArtifactStore::open(&format!("file://{}", dir.path().display())).unwrap();
         let p = ArtifactPath::parse("0/run/artifacts/sub/f.txt").unwrap();
         store.put(&p, Bytes::from_static(b"hello")).await.unwrap();
+        let local = store.local_path(&p).unwrap();
+        assert_eq!(local, dir.path().join("0/run/artifacts/sub/f.txt"));
+        assert_eq!(std::fs::read(&local).unwrap(), b"hello");
         assert_eq!(&store.get_bytes(&p).await.unwrap()[..], b"hello");
         let listing = store
             .list(&ArtifactPath::parse("0/run/artifacts").unwrap())

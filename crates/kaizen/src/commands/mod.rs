@@ -1,13 +1,16 @@
 //! One module per command. Exit codes: 0 success, 1 a user or input failure (bad arguments,
 //! unknown ids, refused input), 2 an internal failure.
 
+mod datasets;
 mod drift;
 mod experiments;
+mod lineage;
 mod models;
 mod pipeline;
 mod quickstart;
 mod runs;
 mod server;
+mod sql;
 
 use std::process::ExitCode;
 
@@ -26,6 +29,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Models(cmd) => models::run(cmd).await,
             Command::Pipeline(cmd) => pipeline::run(cmd).await,
             Command::Drift(args) => drift::run(args),
+            Command::Datasets(cmd) => datasets::run(cmd).await,
+            Command::Sql(args) => sql::run(args).await,
+            Command::Lineage(args) => lineage::run(args).await,
         }
     })
 }
