@@ -1,5 +1,5 @@
 //! kaizen's HTTP server: MLflow's REST API (under `/api/2.0` and `/ajax-api/2.0`), the
-//! `mlflow-artifacts` proxy, `/health` and `/version`.
+//! `mlflow-artifacts` proxy, `/health`, `/version`, and pipeline triggers under `/api/pipelines`.
 //!
 //! **Architecture invariant:** every route goes through [`app`]'s one middleware stack (identity,
 //! panic catching, tracing), so authentication and authorization can be added in one place.
@@ -20,6 +20,7 @@ use kaizen_tracking::Services;
 use tokio::net::TcpListener;
 
 pub use identity::Identity;
+pub use routes::pipelines::PipelineRegistry;
 
 /// Settings of a running server.
 #[derive(Debug, Clone)]
@@ -29,6 +30,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Whether the `mlflow-artifacts` proxy is served.
     pub serve_artifacts: bool,
+    /// The pipelines `POST /api/pipelines/{name}/runs` can start.
+    pub pipelines: PipelineRegistry,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +39,7 @@ impl Default for ServerConfig {
         Self {
             max_body_bytes: 64 * 1024 * 1024,
             serve_artifacts: true,
+            pipelines: PipelineRegistry::default(),
         }
     }
 }

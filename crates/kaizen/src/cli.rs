@@ -140,6 +140,16 @@ pub struct DriftArgs {
 pub enum PipelineCommand {
     /// Run a pipeline: steps in parallel where independent, cached results reused.
     Run(PipelineRunArgs),
+    /// Run a pipeline at each tick of a cron schedule, in the foreground.
+    Schedule(PipelineScheduleArgs),
+    /// Run a pipeline once for each new file that appears in a directory.
+    Watch(PipelineWatchArgs),
+    /// List recent pipeline runs, newest first.
+    Runs(PipelineRunsArgs),
+    /// Show a pipeline run: its steps, durations, cache hits and misses, outputs.
+    Show(PipelineShowArgs),
+    /// Print the stored stdout/stderr of a pipeline run's steps.
+    Logs(PipelineLogsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +173,119 @@ pub struct PipelineRunArgs {
     /// Print one JSON object with the run's outcome on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PipelineScheduleArgs {
+    /// The project directory holding kaizen.toml.
+    #[arg(default_value = ".")]
+    pub dir: std::path::PathBuf,
+    /// When to run: a cron expression with 5 fields, or 6 with seconds first
+    /// (`"*/10 * * * * *"` is every ten seconds).
+    #[arg(long, value_name = "EXPR")]
+    pub cron: String,
+    /// Stop after this many runs (default: run until Ctrl-C).
+    #[arg(long, value_name = "N")]
+    pub max_runs: Option<u64>,
+    /// Override a parameter: `-p key=value` (typed by the default's type); repeatable.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Run every step even when a cached result exists.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// How many steps may run at once.
+    #[arg(long, default_value_t = 4)]
+    pub max_parallel: usize,
+    /// The metadata store to track into (`sqlite:///...` or `postgresql://...`); default: the
+    /// local home.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub tracking_uri: Option<String>,
+    /// Print one JSON object per run on stdout (the shape of `pipeline run --json`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PipelineWatchArgs {
+    /// The project directory holding kaizen.toml.
+    #[arg(default_value = ".")]
+    pub dir: std::path::PathBuf,
+    /// The directory to watch for new files.
+    #[arg(long = "dir", value_name = "INCOMING")]
+    pub incoming: std::path::PathBuf,
+    /// The (string) parameter that gets each new file's absolute path.
+    #[arg(long = "param", value_name = "NAME")]
+    pub param: String,
+    /// How often to look, in milliseconds; a file is taken once its size and modification time
+    /// hold still over one interval.
+    #[arg(long, default_value_t = 500)]
+    pub interval_ms: u64,
+    /// Also run for the files already there when watching starts.
+    #[arg(long)]
+    pub existing: bool,
+    /// Stop after this many runs (default: run until Ctrl-C).
+    #[arg(long, value_name = "N")]
+    pub max_runs: Option<u64>,
+    /// Override another parameter: `-p key=value`; repeatable.
+    #[arg(short = 'p', long = "set", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Run every step even when a cached result exists.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// How many steps may run at once.
+    #[arg(long, default_value_t = 4)]
+    pub max_parallel: usize,
+    /// The metadata store to track into (`sqlite:///...` or `postgresql://...`); default: the
+    /// local home.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub tracking_uri: Option<String>,
+    /// Print one JSON object per run on stdout (the shape of `pipeline run --json`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PipelineRunsArgs {
+    /// A project directory: only its pipeline's runs (default: every pipeline's).
+    #[arg(conflicts_with = "pipeline")]
+    pub dir: Option<std::path::PathBuf>,
+    /// Only the runs of the pipeline with this name.
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+    /// How many runs to list.
+    #[arg(long, default_value_t = 20)]
+    pub max_results: i64,
+    #[command(flatten)]
+    pub tracking: TrackingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PipelineShowArgs {
+    /// The pipeline run's id.
+    pub run_id: String,
+    #[command(flatten)]
+    pub tracking: TrackingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PipelineLogsArgs {
+    /// The pipeline run's id.
+    pub run_id: String,
+    /// One step (default: every step that ran, in order).
+    pub step: Option<String>,
+    /// The attempt to show, 0 first (default: the last).
+    #[arg(long, value_name = "N")]
+    pub attempt: Option<u32>,
+    /// Only stderr.
+    #[arg(long, conflicts_with = "stdout")]
+    pub stderr: bool,
+    /// Only stdout.
+    #[arg(long)]
+    pub stdout: bool,
+    /// The metadata store the run is in (default: the local home). Logs are read from
+    /// `$KAIZEN_HOME/pipelines/<run_id>/logs/`.
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub tracking_uri: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +315,15 @@ pub struct ServerArgs {
     /// The largest JSON request body accepted, in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub max_body_size: usize,
+    /// A pipeline project directory that `POST /api/pipelines/{name}/runs` can start;
+    /// repeatable (the environment variable takes a colon-separated list).
+    #[arg(
+        long = "pipeline",
+        value_name = "DIR",
+        env = "KAIZEN_PIPELINES",
+        value_delimiter = ':'
+    )]
+    pub pipelines: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

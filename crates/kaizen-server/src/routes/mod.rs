@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod logged_models;
+pub(crate) mod pipelines;
 mod registry;
 mod tracking;
 
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     r = tracking::routes(r);
     r = logged_models::routes(r);
     r = registry::routes(r);
+    r = pipelines::routes(r);
     if state.config.serve_artifacts {
         r = artifacts::routes(r);
     }

@@ -31,6 +31,7 @@ impl TestServer {
             config: Arc::new(ServerConfig {
                 max_body_bytes,
                 serve_artifacts: true,
+                ..Default::default()
             }),
         };
         Self {

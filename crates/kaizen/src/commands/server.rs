@@ -1,10 +1,11 @@
-//! `kaizen server`: the tracking server and registry.
+//! `kaizen server`: the tracking server and registry, and the HTTP trigger of the pipelines
+//! registered with `--pipeline DIR`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use kaizen_server::{AppState, ServerConfig};
+use kaizen_server::{AppState, PipelineRegistry, ServerConfig};
 use kaizen_tracking::Services;
 
 use crate::cli::ServerArgs;
@@ -33,11 +34,30 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         "kaizen server listening on http://{local} (backend: {}, artifacts: {artifacts_uri})",
         services.store.backend()
     );
+    // Steps of triggered pipeline runs log into this server; a wildcard address is reached
+    // through loopback.
+    let step_host = if local.ip().is_unspecified() {
+        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
+    } else {
+        local
+    };
+    let pipelines = PipelineRegistry::load(
+        &args.pipelines,
+        settings::home().join("pipelines"),
+        format!("http://{step_host}"),
+    )?;
+    for (name, dir) in pipelines.dirs() {
+        eprintln!(
+            "pipeline '{name}' ({}): POST http://{local}/api/pipelines/{name}/runs",
+            dir.display()
+        );
+    }
     let state = AppState {
         services,
         config: Arc::new(ServerConfig {
             max_body_bytes: args.max_body_size,
             serve_artifacts: !args.no_serve_artifacts,
+            pipelines,
         }),
     };
     kaizen_server::serve(listener, state, shutdown_signal()).await?;
