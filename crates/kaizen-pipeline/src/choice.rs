@@ -211,11 +211,8 @@ impl StepRunner for ChoiceRunner {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| fail(format!("step '{name}': cannot read input '{input}': {e}")))?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| {
-            fail(format!(
-                "step '{name}': input '{input}' is not JSON: {e}"
-            ))
-        })?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| fail(format!("step '{name}': input '{input}' is not JSON: {e}")))?;
         let (next, rule) = match o.choices.iter().position(|r| holds(r, &value)) {
             Some(i) => (o.choices[i].next.clone(), Some(i)),
             None => match &o.default {
@@ -290,16 +287,29 @@ mod tests {
                 .find(|r| holds(r, &v))
                 .map(|r| r.next.clone())
         };
-        assert_eq!(pick(serde_json::json!({"name": "Marco"})), Some("polo".into()));
-        assert_eq!(pick(serde_json::json!({"n": 11, "name": "Marco"})), Some("big".into()));
+        assert_eq!(
+            pick(serde_json::json!({"name": "Marco"})),
+            Some("polo".into())
+        );
+        assert_eq!(
+            pick(serde_json::json!({"n": 11, "name": "Marco"})),
+            Some("big".into())
+        );
         assert_eq!(pick(serde_json::json!({"n": 3, "name": "x"})), None);
         assert_eq!(targets("r", &w).unwrap(), vec!["big", "polo", "other"]);
     }
 
     #[test]
     fn bad_rules_are_named() {
-        let e = options("r", &with("choices = [{ variable = \"$.a\", next = \"x\" }]")).unwrap_err();
-        assert!(e.message.contains("with.choices[0] needs exactly one test"), "{e}");
+        let e = options(
+            "r",
+            &with("choices = [{ variable = \"$.a\", next = \"x\" }]"),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("with.choices[0] needs exactly one test"),
+            "{e}"
+        );
         let e = options("r", &with("choices = []")).unwrap_err();
         assert!(e.message.contains("at least one rule"), "{e}");
     }

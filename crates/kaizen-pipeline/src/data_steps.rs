@@ -272,7 +272,9 @@ fn failure(message: String) -> StepFailure {
 
 /// The tables among a step's inputs: (table name, file, format). A step-directory input
 /// contributes each of its tabular files.
-fn input_tables(ctx: &StepContext) -> std::result::Result<Vec<(String, PathBuf, Format)>, StepFailure> {
+fn input_tables(
+    ctx: &StepContext,
+) -> std::result::Result<Vec<(String, PathBuf, Format)>, StepFailure> {
     let mut out = Vec::new();
     for (input, path) in &ctx.inputs {
         if path.is_dir() {
@@ -283,7 +285,11 @@ fn input_tables(ctx: &StepContext) -> std::result::Result<Vec<(String, PathBuf, 
                 .collect();
             files.sort();
             for f in files {
-                out.push((stem(&f), f.clone(), Format::from_path(&f).unwrap_or(Format::Parquet)));
+                out.push((
+                    stem(&f),
+                    f.clone(),
+                    Format::from_path(&f).unwrap_or(Format::Parquet),
+                ));
             }
         } else {
             let format = Format::from_path(path).ok_or_else(|| {
@@ -388,7 +394,10 @@ impl StepRunner for IngestRunner {
                 .map_err(|e| Error::internal("hashing task failed", e))??;
             out.insert(format!("file:{p}"), fp);
         } else if let Some(u) = &o.url {
-            out.insert(format!("url:{u}"), crate::sources::http_fingerprint(u).await?);
+            out.insert(
+                format!("url:{u}"),
+                crate::sources::http_fingerprint(u).await?,
+            );
         } else if let (Some(uri), Some(q)) = (&o.postgres, &o.query) {
             let uri = crate::sources::postgres_uri(uri)?;
             let rows = crate::sources::postgres_rows(&uri, q).await?;
@@ -498,7 +507,9 @@ impl StepRunner for ValidateRunner {
             // The report goes to the step's log too, so `pipeline logs` shows it after a failure.
             let _ = std::fs::write(&ctx.stderr_path, format!("{report}\n"));
             if !report.is_ok() {
-                return Err(failure(format!("step '{name}': validation failed: {report}")));
+                return Err(failure(format!(
+                    "step '{name}': validation failed: {report}"
+                )));
             }
             write_text(ctx, VALIDATION_REPORT, &json)?;
             write_table(ctx, &table, &ctx.step.outputs[0])
@@ -595,7 +606,9 @@ pub fn partition(
     for (i, value) in order.into_iter().enumerate() {
         let part = table.take(&rows[&value]).map_err(bad)?;
         // The part keeps the input's file name, so a data step sees the same table name.
-        let file = dir.join(i.to_string()).join(path.file_name().unwrap_or_default());
+        let file = dir
+            .join(i.to_string())
+            .join(path.file_name().unwrap_or_default());
         std::fs::create_dir_all(dir.join(i.to_string()))
             .map_err(|e| Error::internal(format!("cannot create {}", dir.display()), e))?;
         kaizen_data::write_parquet(&part, &file).map_err(bad)?;

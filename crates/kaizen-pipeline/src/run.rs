@@ -289,7 +289,10 @@ impl StartedRun {
                     let next = crate::choice::chosen(&p.dir)?;
                     for target in crate::choice::targets(
                         &name,
-                        &ctx.pipeline.step(&name).map(|s| s.with.clone()).unwrap_or_default(),
+                        &ctx.pipeline
+                            .step(&name)
+                            .map(|s| s.with.clone())
+                            .unwrap_or_default(),
                     )? {
                         if target != next {
                             not_chosen.insert(target, name.clone());
@@ -562,7 +565,20 @@ async fn step_inner(
             .iter()
             .map(|n| (n.clone(), ctx.params[n].clone()))
             .collect(),
-        None => ctx.params.clone(),
+        // A command may read any parameter from its environment; a built-in step reads only
+        // the ones its `with` names (and its `foreach` list).
+        None if step.kind == StepKind::Command => ctx.params.clone(),
+        None => {
+            let mut used = crate::spec::template_names(&step.with);
+            if let Some(Foreach::Param(p)) = &step.foreach {
+                used.push(p.clone());
+            }
+            ctx.params
+                .iter()
+                .filter(|(k, _)| used.contains(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }
     };
     let runner = ctx.runners.get(&step)?;
     let logs = ctx.run_dir.join("logs");
@@ -878,7 +894,9 @@ async fn foreach_items(
                 .iter()
                 .find(|(i, _)| i == partitions)
                 .map(|(_, p)| p.clone())
-                .ok_or_else(|| Error::invalid(format!("step '{}': no input '{partitions}'", step.name)))?;
+                .ok_or_else(|| {
+                    Error::invalid(format!("step '{}': no input '{partitions}'", step.name))
+                })?;
             let dir = step_dir.join("partitions");
             let (name, column2, dir2) = (step.name.clone(), column.clone(), dir.clone());
             let parts = tokio::task::spawn_blocking(move || {
@@ -919,9 +937,10 @@ async fn catalog(
         let Some(format) = kaizen_data::Format::from_path(&path) else {
             continue;
         };
-        let summary = tokio::task::spawn_blocking(move || kaizen_data::describe_file(&path, format))
-            .await
-            .map_err(|e| Error::internal("catalog task failed", e))?;
+        let summary =
+            tokio::task::spawn_blocking(move || kaizen_data::describe_file(&path, format))
+                .await
+                .map_err(|e| Error::internal("catalog task failed", e))?;
         let summary = match summary {
             Ok(s) => s,
             // A file that only looks tabular (say, a JSON report) is not cataloged.

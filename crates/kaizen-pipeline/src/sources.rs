@@ -38,9 +38,11 @@ pub async fn http_fingerprint(url: &str) -> Result<String> {
         }
     }
     // No validator (or HEAD refused): the content itself.
-    let body = get(&client, url).await?.bytes().await.map_err(|e| {
-        Error::invalid(format!("cannot read {url}: {e}"))
-    })?;
+    let body = get(&client, url)
+        .await?
+        .bytes()
+        .await
+        .map_err(|e| Error::invalid(format!("cannot read {url}: {e}")))?;
     Ok(format!("sha256 {}", sha256_hex(&body)))
 }
 
@@ -51,10 +53,7 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<reqwest::Response> {
         .await
         .map_err(|e| Error::invalid(format!("cannot reach {url}: {e}")))?;
     if !r.status().is_success() {
-        return Err(Error::invalid(format!(
-            "{url} answered {}",
-            r.status()
-        )));
+        return Err(Error::invalid(format!("{url} answered {}", r.status())));
     }
     Ok(r)
 }

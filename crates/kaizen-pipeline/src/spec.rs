@@ -187,10 +187,7 @@ pub enum Foreach {
     Param(String),
     /// One item per distinct value of `column` in the input table `partitions`; each item sees
     /// that input cut down to its rows.
-    Partitions {
-        partitions: String,
-        column: String,
-    },
+    Partitions { partitions: String, column: String },
 }
 
 fn default_kind() -> StepKind {
@@ -605,7 +602,7 @@ fn list(items: &[String]) -> String {
 }
 
 /// The `${name}` references in the strings of a `with` table.
-fn template_names(with: &BTreeMap<String, toml::Value>) -> Vec<String> {
+pub fn template_names(with: &BTreeMap<String, toml::Value>) -> Vec<String> {
     fn walk(v: &toml::Value, out: &mut Vec<String>) {
         match v {
             toml::Value::String(s) => {
@@ -655,7 +652,9 @@ pub fn substitute(
                 toml::Value::Array(items.iter().map(|i| walk(i, values)).collect())
             }
             toml::Value::Table(t) => toml::Value::Table(
-                t.iter().map(|(k, i)| (k.clone(), walk(i, values))).collect(),
+                t.iter()
+                    .map(|(k, i)| (k.clone(), walk(i, values)))
+                    .collect(),
             ),
             other => other.clone(),
         }

@@ -1,7 +1,8 @@
 -- kaizen metadata schema, version 4: the dataset catalog. Every tabular pipeline output is a
--- version of the dataset named after it; a version points at its content (`cas/<content_hash>`)
+-- version of the dataset named after it. A version points at its content (`cas/<content_hash>`)
 -- and keeps its schema, row count and column statistics as JSON. A name's versions count from 1.
-CREATE TABLE datasets (
+-- (MLflow's own `datasets` table holds the datasets of run inputs, hence the prefix.)
+CREATE TABLE catalog_datasets (
     name TEXT NOT NULL,
     version BIGINT NOT NULL,
     content_hash TEXT NOT NULL,
@@ -15,4 +16,4 @@ CREATE TABLE datasets (
     created BIGINT NOT NULL,
     PRIMARY KEY (name, version)
 ){without_rowid};
-CREATE INDEX datasets_by_hash ON datasets (content_hash)
+CREATE INDEX catalog_datasets_by_hash ON catalog_datasets (content_hash)

@@ -176,7 +176,7 @@ impl PipelineStore for SqlStore {
             let mut q = Sql::new("");
             let n = q.arg(Arg::Str(new.name.clone()));
             q.push(&format!(
-                "SELECT {DATASET_COLUMNS} FROM datasets WHERE name = {n} ORDER BY version DESC LIMIT 1"
+                "SELECT {DATASET_COLUMNS} FROM catalog_datasets WHERE name = {n} ORDER BY version DESC LIMIT 1"
             ));
             let latest = q
                 .query(self.dialect)
@@ -210,7 +210,7 @@ impl PipelineStore for SqlStore {
             ]
             .join(", ");
             q.push(&format!(
-                "INSERT INTO datasets ({DATASET_COLUMNS}) VALUES ({values})"
+                "INSERT INTO catalog_datasets ({DATASET_COLUMNS}) VALUES ({values})"
             ));
             match q.query(self.dialect).execute(&mut *tx).await {
                 Ok(_) => {}
@@ -241,12 +241,12 @@ impl PipelineStore for SqlStore {
             Some(v) => {
                 let v = q.arg(Arg::I64(v));
                 q.push(&format!(
-                    "SELECT {DATASET_COLUMNS} FROM datasets WHERE name = {n} AND version = {v}"
+                    "SELECT {DATASET_COLUMNS} FROM catalog_datasets WHERE name = {n} AND version = {v}"
                 ));
             }
             None => {
                 q.push(&format!(
-                    "SELECT {DATASET_COLUMNS} FROM datasets WHERE name = {n} ORDER BY version DESC LIMIT 1"
+                    "SELECT {DATASET_COLUMNS} FROM catalog_datasets WHERE name = {n} ORDER BY version DESC LIMIT 1"
                 ));
             }
         }
@@ -266,8 +266,8 @@ impl PipelineStore for SqlStore {
 
     async fn list_datasets(&self) -> Result<Vec<DatasetVersion>> {
         let rows = sqlx::query(&format!(
-            "SELECT {DATASET_COLUMNS} FROM datasets d WHERE version = \
-             (SELECT MAX(version) FROM datasets l WHERE l.name = d.name) ORDER BY name"
+            "SELECT {DATASET_COLUMNS} FROM catalog_datasets d WHERE version = \
+             (SELECT MAX(version) FROM catalog_datasets l WHERE l.name = d.name) ORDER BY name"
         ))
         .fetch_all(&self.read)
         .await
@@ -279,7 +279,7 @@ impl PipelineStore for SqlStore {
         let mut q = Sql::new("");
         let n = q.arg(Arg::Str(name.to_string()));
         q.push(&format!(
-            "SELECT {DATASET_COLUMNS} FROM datasets WHERE name = {n} ORDER BY version"
+            "SELECT {DATASET_COLUMNS} FROM catalog_datasets WHERE name = {n} ORDER BY version"
         ));
         let rows = q
             .query(self.dialect)

@@ -1,4 +1,4 @@
-//! The step cache and lineage edges on every backend.
+//! The step cache, lineage edges and the dataset catalog on every backend.
 
 use std::collections::BTreeMap;
 
@@ -71,5 +71,79 @@ async fn lineage_edges_by_either_end() {
         let r1 = s.lineage_edges("run", "r1").await.unwrap();
         assert_eq!(r1, edges[..2].to_vec());
         assert!(s.lineage_edges("run", "nope").await.unwrap().is_empty());
+    }
+}
+
+fn dataset(name: &str, hash: &str, rows: i64) -> kaizen_store::NewDatasetVersion {
+    kaizen_store::NewDatasetVersion {
+        name: name.into(),
+        content_hash: hash.into(),
+        format: "parquet".into(),
+        schema: serde_json::json!([{"name": "x", "type": "int64", "nullable": false}]),
+        rows,
+        stats: serde_json::json!({"x": {"nulls": 0, "min": 1, "max": rows}}),
+        run_id: "r1".into(),
+        pipeline: "etl".into(),
+        step: "prep".into(),
+    }
+}
+
+#[tokio::test]
+async fn the_catalog_versions_datasets_by_content() {
+    for b in crate::backends().await {
+        let s = &b.store;
+        let v1 = s
+            .add_dataset_version(&dataset("sales", "h1", 3))
+            .await
+            .unwrap();
+        assert_eq!(v1.version, 1, "{}", b.name);
+        // The same content again is the same version.
+        let again = s
+            .add_dataset_version(&dataset("sales", "h1", 3))
+            .await
+            .unwrap();
+        assert_eq!(again, v1, "{}", b.name);
+        let v2 = s
+            .add_dataset_version(&dataset("sales", "h2", 5))
+            .await
+            .unwrap();
+        assert_eq!(v2.version, 2);
+        s.add_dataset_version(&dataset("stores", "h3", 1))
+            .await
+            .unwrap();
+        // Going back to earlier content is a new version: versions follow time.
+        let v3 = s
+            .add_dataset_version(&dataset("sales", "h1", 3))
+            .await
+            .unwrap();
+        assert_eq!(v3.version, 3);
+
+        let latest = s.get_dataset_version("sales", None).await.unwrap();
+        assert_eq!(latest.version, 3);
+        assert_eq!(latest.data, dataset("sales", "h1", 3), "{}", b.name);
+        let second = s.get_dataset_version("sales", Some(2)).await.unwrap();
+        assert_eq!(second.data.rows, 5);
+        assert_eq!(second.data.stats["x"]["max"], 5);
+        let e = s.get_dataset_version("sales", Some(9)).await.unwrap_err();
+        assert_eq!(e.kind, kaizen_core::ErrorKind::NotFound);
+        assert_eq!(e.message, "dataset 'sales' has no version 9");
+        let e = s.get_dataset_version("nope", None).await.unwrap_err();
+        assert_eq!(e.message, "no dataset named 'nope'");
+
+        let all = s.list_datasets().await.unwrap();
+        let names: Vec<(&str, i64)> = all
+            .iter()
+            .map(|d| (d.data.name.as_str(), d.version))
+            .collect();
+        assert_eq!(names, vec![("sales", 3), ("stores", 1)], "{}", b.name);
+        let versions: Vec<i64> = s
+            .dataset_versions("sales")
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.version)
+            .collect();
+        assert_eq!(versions, vec![1, 2, 3]);
+        assert!(s.dataset_versions("nope").await.unwrap().is_empty());
     }
 }
