@@ -12,6 +12,9 @@ use crate::stats::{self, CategoryCounts, NumericPair};
 use crate::test::{ColumnType, Test, default_test};
 use crate::{DriftError, Result};
 
+/// What one column's worker answers: its drift and quality, or `None` when it is skipped.
+type ColumnOutcome = Result<Option<(ColumnDrift, ColumnQuality)>>;
+
 /// Evidently's cut-off between categorical and numeric integer columns (`INTEGER_CARDINALITY_LIMIT`).
 const INTEGER_CARDINALITY_LIMIT: usize = 10;
 /// How many new categories the report lists per column.
@@ -114,7 +117,7 @@ pub fn compare(
     }
     .clamp(1, columns.len().max(1));
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<Option<(ColumnDrift, ColumnQuality)>>>>> =
+    let results: Mutex<Vec<Option<ColumnOutcome>>> =
         Mutex::new((0..columns.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..threads {

@@ -457,16 +457,14 @@ impl Pipeline {
                         )));
                     }
                 },
-                Some(Foreach::Partitions { partitions, .. }) => {
-                    if !s.inputs.contains(partitions) {
-                        return Err(Error::invalid(format!(
-                            "step '{}': field 'foreach': '{partitions}' must be one of the \
-                             step's inputs",
-                            s.name
-                        )));
-                    }
+                Some(Foreach::Partitions { partitions, .. }) if !s.inputs.contains(partitions) => {
+                    return Err(Error::invalid(format!(
+                        "step '{}': field 'foreach': '{partitions}' must be one of the step's \
+                         inputs",
+                        s.name
+                    )));
                 }
-                None => {}
+                Some(Foreach::Partitions { .. }) | None => {}
             }
             if s.foreach.is_some() && s.kind == StepKind::Choice {
                 return Err(Error::invalid(format!(

@@ -191,6 +191,8 @@ pub fn kolmogn_sf(n: u64, x: f64) -> f64 {
 }
 
 fn log_nfactorial_div_n_pow_n(n: f64) -> f64 {
+    // scipy's coefficients, digit for digit.
+    #[allow(clippy::excessive_precision)]
     const COEFFS: [f64; 8] = [
         -2.955065359477124183e-2,
         6.4102564102564102564e-3,
@@ -425,8 +427,8 @@ fn kolmogn_pomeranz_cdf(n: u64, x: f64) -> f64 {
             }
             let conv_start = (j1 - k1) as usize;
             let conv_len = (j2 - j1 + 1).max(0) as usize;
-            for q in 0..conv_len {
-                v1[q] = conv.get(conv_start + q).copied().unwrap_or(0.0);
+            for (q, v) in v1.iter_mut().enumerate().take(conv_len) {
+                *v = conv.get(conv_start + q).copied().unwrap_or(0.0);
             }
             let vmax = v1.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             if 0.0 < vmax && vmax < EM128 {

@@ -224,7 +224,7 @@ fn cdf_cvm_inf(x: f64) -> f64 {
         // exp(-q) * kv(1/4, q) = exp(-2q) * (e^q kv(1/4, q)).
         let z = u * y.sqrt() * (-2.0 * q).exp() * bessel_k_scaled(0.25, q);
         tot += z;
-        if !(z.abs() >= 1e-7) {
+        if z.is_nan() || z.abs() < 1e-7 {
             break;
         }
         k += 1;

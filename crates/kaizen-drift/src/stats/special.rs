@@ -6,7 +6,7 @@ use std::f64::consts::PI;
 
 /// ln Γ(x) for x > 0: Stirling's series for x ≥ 10, the recurrence below that.
 pub fn ln_gamma(x: f64) -> f64 {
-    if !(x > 0.0) {
+    if x.is_nan() || x <= 0.0 {
         return f64::NAN;
     }
     if x < 10.0 {
@@ -148,7 +148,7 @@ pub fn ndtr(a: f64) -> f64 {
 /// K_ν(x) = ∫₀^∞ e^{-x cosh t} cosh(νt) dt by the trapezoidal rule (the integrand is analytic and
 /// decays double-exponentially, so the rule converges to machine precision).
 pub fn bessel_k_scaled(nu: f64, x: f64) -> f64 {
-    if !(x > 0.0) {
+    if x.is_nan() || x <= 0.0 {
         return f64::INFINITY;
     }
     let h = (0.5 / x.sqrt()).min(0.05);
