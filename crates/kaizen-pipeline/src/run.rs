@@ -70,6 +70,21 @@ pub struct StepResult {
     pub run_id: Option<String>,
 }
 
+impl StepResult {
+    /// A step that did not run: an input failed, or a choice step chose another target.
+    pub fn skipped(name: &str) -> Self {
+        StepResult {
+            name: name.to_string(),
+            status: StepStatus::Skipped,
+            duration_ms: 0,
+            outputs: BTreeMap::new(),
+            cache_miss_reason: None,
+            error: None,
+            run_id: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RunSummary {
     pub run_id: String,
@@ -251,15 +266,7 @@ impl StartedRun {
                 let name = &pending[i];
                 let ready = deps[name].iter().all(|d| produced.contains_key(d));
                 if ready && let Some(choice) = not_chosen.get(name) {
-                    let r = StepResult {
-                        name: name.clone(),
-                        status: StepStatus::Skipped,
-                        duration_ms: 0,
-                        outputs: BTreeMap::new(),
-                        cache_miss_reason: None,
-                        error: None,
-                        run_id: None,
-                    };
+                    let r = StepResult::skipped(name);
                     tracing::info!(step = %name, choice = %choice, "not chosen; skipped");
                     ctx.reporter.step_finished(&r);
                     results.insert(pending.remove(i), r);
@@ -308,15 +315,7 @@ impl StartedRun {
         }
         // What is left waits on a failed step.
         for name in pending {
-            let r = StepResult {
-                name: name.clone(),
-                status: StepStatus::Skipped,
-                duration_ms: 0,
-                outputs: BTreeMap::new(),
-                cache_miss_reason: None,
-                error: None,
-                run_id: None,
-            };
+            let r = StepResult::skipped(&name);
             ctx.reporter.step_finished(&r);
             results.insert(name, r);
         }
