@@ -2,7 +2,6 @@
 //! catalog and lineage edges the test writes directly into the stores.
 
 use std::path::Path;
-use std::process::Command;
 
 use kaizen_data::arrow::array::{Float64Array, Int64Array, StringArray};
 use kaizen_data::arrow::datatypes::{DataType, Field, Schema};
@@ -10,47 +9,11 @@ use kaizen_data::arrow::record_batch::RecordBatch;
 use kaizen_data::{Format, Table};
 use kaizen_store::{LineageEdge, NewDatasetVersion};
 use kaizen_tracking::{Actor, NewModelVersion, NewRun, Services};
-use serde_json::{Value, json};
+use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kaizen");
+mod support;
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn kaizen(home: &Path, args: &[&str]) -> Out {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("KAIZEN_HOME", home)
-        .env("KAIZEN_LOG", "error")
-        .env("NO_COLOR", "1")
-        .env("USER", "tester")
-        .env_remove("MLFLOW_TRACKING_URI")
-        .output()
-        .expect("run kaizen");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out = kaizen(home, args);
-    assert_eq!(
-        out.code, 0,
-        "kaizen {args:?} failed\nstdout: {}\nstderr: {}",
-        out.stdout, out.stderr
-    );
-    out.stdout
-}
-
-fn ok_json(home: &Path, args: &[&str]) -> Value {
-    let stdout = ok(home, args);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
-}
+use support::{kaizen, ok, ok_json};
 
 /// A fake but well-formed content hash.
 fn hash(n: u32) -> String {

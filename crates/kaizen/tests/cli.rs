@@ -3,65 +3,13 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kaizen");
+mod support;
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `kaizen ARGS` on the home `home`, with no tracking server from the environment unless
-/// `env` sets one.
-fn kaizen_env(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env("KAIZEN_HOME", home)
-        .env("KAIZEN_LOG", "error")
-        .env("NO_COLOR", "1")
-        .env("USER", "tester")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env_remove("MLFLOW_TRACKING_URI")
-        .env_remove("MLFLOW_TRACKING_USERNAME")
-        .env_remove("MLFLOW_TRACKING_PASSWORD")
-        .env_remove("MLFLOW_TRACKING_TOKEN");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run kaizen");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn kaizen(home: &Path, args: &[&str]) -> Out {
-    kaizen_env(home, args, &[])
-}
-
-/// Runs a command that must succeed and answers its stdout.
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out = kaizen(home, args);
-    assert_eq!(
-        out.code, 0,
-        "kaizen {args:?} failed\nstdout: {}\nstderr: {}",
-        out.stdout, out.stderr
-    );
-    out.stdout
-}
-
-/// Runs a `--json` command that must succeed and parses its stdout.
-fn ok_json(home: &Path, args: &[&str]) -> Value {
-    let stdout = ok(home, args);
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("kaizen {args:?}: stdout is not JSON ({e}):\n{stdout}"))
-}
+use support::{BIN, kaizen, kaizen_env, ok, ok_json};
 
 #[test]
 fn experiments_on_the_local_home() {

@@ -1,35 +1,13 @@
 //! End-to-end tests of `kaizen pipeline run` on temporary project directories with shell command
 //! steps: caching and miss reasons, retries, timeouts, parallelism and failures.
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kaizen");
+mod support;
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn kaizen(home: &Path, args: &[&str]) -> Out {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("KAIZEN_HOME", home)
-        .env("KAIZEN_LOG", "error")
-        .env("NO_COLOR", "1")
-        .env("USER", "tester")
-        .env_remove("MLFLOW_TRACKING_URI")
-        .output()
-        .expect("run kaizen");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use support::{BIN, Out, kaizen, step};
 
 /// A home and a project directory with `kaizen.toml` = `toml`.
 struct Project {
@@ -77,15 +55,6 @@ impl Project {
         assert_eq!(v["status"], "succeeded");
         v
     }
-}
-
-fn step<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no step {name} in {v}"))
 }
 
 fn statuses(v: &Value) -> Vec<(String, String)> {

@@ -5,54 +5,14 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kaizen");
+mod support;
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn command(home: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .env("KAIZEN_HOME", home)
-        .env("KAIZEN_LOG", "error")
-        .env("NO_COLOR", "1")
-        .env("USER", "tester")
-        .env_remove("MLFLOW_TRACKING_URI")
-        .env_remove("KAIZEN_PIPELINES");
-    c
-}
-
-fn kaizen(home: &Path, args: &[&str]) -> Out {
-    let out = command(home, args).output().expect("run kaizen");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn kaizen_ok(home: &Path, args: &[&str]) -> String {
-    let out = kaizen(home, args);
-    assert_eq!(
-        out.code, 0,
-        "kaizen {args:?} failed\nstdout: {}\nstderr: {}",
-        out.stdout, out.stderr
-    );
-    out.stdout
-}
-
-fn kaizen_json(home: &Path, args: &[&str]) -> Value {
-    let stdout = kaizen_ok(home, args);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
-}
+use support::{command, kaizen, ok as kaizen_ok, ok_json as kaizen_json, step};
 
 /// A home and a project directory with `kaizen.toml` = `toml`.
 struct Project {
@@ -77,15 +37,6 @@ impl Project {
     fn home(&self) -> &Path {
         self.home.path()
     }
-}
-
-fn step<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["steps"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no steps in {v}"))
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no step {name} in {v}"))
 }
 
 /// Every JSON object printed on its own line.
