@@ -1,15 +1,11 @@
 //! End-to-end tests of the `kaizen` binary: `experiments`, `runs` and `models` on a local home
 //! (in-process) and against a real `kaizen server` on a free port (over HTTP).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-
 use serde_json::{Value, json};
 
 mod support;
 
-use support::{BIN, kaizen, kaizen_env, ok, ok_json};
+use support::{Server, kaizen, kaizen_env, ok, ok_json};
 
 #[test]
 fn experiments_on_the_local_home() {
@@ -97,128 +93,36 @@ fn unreachable_server_is_an_internal_failure_naming_the_url() {
     assert!(out.stderr.contains("http://127.0.0.1:1"), "{}", out.stderr);
 }
 
-/// A `kaizen server` child process on a free port, killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-    _home: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Self {
-        let home = tempfile::tempdir().unwrap();
-        let mut child = Command::new(BIN)
-            .args(["server", "--host", "127.0.0.1", "--port", "0"])
-            .env("KAIZEN_HOME", home.path())
-            .env("KAIZEN_LOG", "warn")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn kaizen server");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut seen = String::new();
-        let url = loop {
-            let mut line = String::new();
-            if stderr.read_line(&mut line).unwrap_or(0) == 0 {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("kaizen server exited before listening:\n{seen}");
-            }
-            seen.push_str(&line);
-            if let Some(rest) = line.split("kaizen server listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        // Keep draining the server's log so it never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = stderr.read_to_string(&mut sink);
-        });
-        Server {
-            child,
-            url,
-            _home: home,
-        }
-    }
-
-    /// One HTTP/1.1 request with a JSON body; answers the status and the JSON body.
-    fn call(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
-        let authority = self.url.trim_start_matches("http://");
-        let mut stream = TcpStream::connect(authority).expect("connect to the server");
-        let body = body.to_string();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).unwrap();
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, payload) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-        let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let payload = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(payload)
-        } else {
-            payload.to_string()
-        };
-        let value = serde_json::from_str(&payload).unwrap_or(Value::String(payload));
-        (status, value)
-    }
-
-    fn post(&self, path: &str, body: Value) -> Value {
-        let (status, v) = self.call("POST", &format!("/api/2.0/mlflow{path}"), &body);
-        assert_eq!(status, 200, "POST {path}: {v}");
-        v
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+/// POSTs to the server's MLflow API and answers the JSON of a 200.
+fn post(server: &Server, path: &str, body: Value) -> Value {
+    let (status, v) = server.call("POST", &format!("/api/2.0/mlflow{path}"), &body.to_string());
+    assert_eq!(status, 200, "POST {path}: {v}");
+    v
 }
 
 #[test]
 fn runs_and_models_against_a_server() {
-    let server = Server::start();
+    let server_home = tempfile::tempdir().unwrap();
+    let server = Server::start(server_home.path(), &[]);
     let url = server.url.as_str();
     // The CLI's own home stays empty: everything below goes to the server.
     let cli_home = tempfile::tempdir().unwrap();
     let home = cli_home.path();
 
-    let exp = server.post("/experiments/create", json!({"name": "exp"}))["experiment_id"]
+    let exp = post(&server, "/experiments/create", json!({"name": "exp"}))["experiment_id"]
         .as_str()
         .unwrap()
         .to_string();
     let mut run_ids = Vec::new();
     for (i, (lr, rmse)) in [("0.1", 0.5), ("0.01", 0.25)].into_iter().enumerate() {
-        let run = server.post(
+        let run = post(
+            &server,
             "/runs/create",
             json!({"experiment_id": exp, "run_name": format!("run-{i}"), "start_time": 1_000 + i}),
         );
         let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
-        server.post(
+        post(
+            &server,
             "/runs/log-batch",
             json!({
                 "run_id": run_id,
@@ -230,7 +134,8 @@ fn runs_and_models_against_a_server() {
                 "tags": [{"key": "team", "value": "ml"}],
             }),
         );
-        server.post(
+        post(
+            &server,
             "/runs/update",
             json!({"run_id": run_id, "status": "FINISHED", "end_time": 3_000 + i}),
         );
@@ -372,9 +277,10 @@ fn runs_and_models_against_a_server() {
     assert_eq!(out.code, 1, "{}", out.stderr);
 
     // The registry: a model with two versions, an alias set and moved with a reason.
-    server.post("/registered-models/create", json!({"name": "m"}));
+    post(&server, "/registered-models/create", json!({"name": "m"}));
     for run_id in &run_ids {
-        server.post(
+        post(
+            &server,
             "/model-versions/create",
             json!({"name": "m", "source": format!("runs:/{run_id}/model"), "run_id": run_id}),
         );

@@ -2,8 +2,7 @@
 //! binary: `kaizen server --pipeline DIR` with `POST /api/pipelines/{name}/runs`, `kaizen pipeline
 //! schedule`, `kaizen pipeline watch`, and `kaizen pipeline runs|show|logs`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{command, kaizen, ok as kaizen_ok, ok_json as kaizen_json, step};
+use support::{Server, command, kaizen, ok as kaizen_ok, ok_json as kaizen_json, step};
 
 /// A home and a project directory with `kaizen.toml` = `toml`.
 struct Project {
@@ -88,126 +87,45 @@ outputs = ["loud.txt"]
 params = []
 "#;
 
-/// A `kaizen server` child process with registered pipelines, killed on drop.
-struct Server {
-    child: Child,
-    url: String,
+/// `kaizen server` with the pipelines of `dirs` registered.
+fn start_server(home: &Path, dirs: &[&str]) -> Server {
+    let mut extra = Vec::new();
+    for d in dirs {
+        extra.extend(["--pipeline", d]);
+    }
+    Server::start(home, &extra)
 }
 
-impl Server {
-    fn start(home: &Path, pipeline_dirs: &[&str]) -> Self {
-        let mut args = vec!["server", "--host", "127.0.0.1", "--port", "0"];
-        for d in pipeline_dirs {
-            args.extend(["--pipeline", d]);
+/// Starts a run and polls its status until it is no longer running.
+fn trigger(server: &Server, pipeline: &str, payload: &str) -> Value {
+    let (status, v) = server.call("POST", &format!("/api/pipelines/{pipeline}/runs"), payload);
+    assert_eq!(status, 201, "POST {payload}: {v}");
+    assert_eq!(v["status"], "running");
+    let run_id = v["run_id"].as_str().expect("a run id").to_string();
+    let start = Instant::now();
+    loop {
+        let (status, v) = server.call(
+            "GET",
+            &format!("/api/pipelines/{pipeline}/runs/{run_id}"),
+            "",
+        );
+        assert_eq!(status, 200, "GET run: {v}");
+        assert_eq!(v["run_id"], run_id.as_str());
+        if v["status"] != "running" {
+            return v;
         }
-        let mut child = command(home, &args)
-            .env("KAIZEN_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn kaizen server");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut seen = String::new();
-        let url = loop {
-            let mut line = String::new();
-            if stderr.read_line(&mut line).unwrap_or(0) == 0 {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("kaizen server exited before listening:\n{seen}");
-            }
-            seen.push_str(&line);
-            if let Some(rest) = line.split("kaizen server listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        // Keep draining the server's log so it never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = stderr.read_to_string(&mut sink);
-        });
-        Server { child, url }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "run still going after a minute: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
-
-    /// One HTTP/1.1 request with a raw body; answers the status and the JSON body.
-    fn call(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
-        let authority = self.url.trim_start_matches("http://");
-        let mut stream = TcpStream::connect(authority).expect("connect to the server");
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).unwrap();
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, payload) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-        let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let payload = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(payload)
-        } else {
-            payload.to_string()
-        };
-        let value = serde_json::from_str(&payload).unwrap_or(Value::String(payload));
-        (status, value)
-    }
-
-    /// Starts a run and polls its status until it is no longer running.
-    fn trigger(&self, pipeline: &str, payload: &str) -> Value {
-        let (status, v) = self.call("POST", &format!("/api/pipelines/{pipeline}/runs"), payload);
-        assert_eq!(status, 201, "POST {payload}: {v}");
-        assert_eq!(v["status"], "running");
-        let run_id = v["run_id"].as_str().expect("a run id").to_string();
-        let start = Instant::now();
-        loop {
-            let (status, v) = self.call(
-                "GET",
-                &format!("/api/pipelines/{pipeline}/runs/{run_id}"),
-                "",
-            );
-            assert_eq!(status, 200, "GET run: {v}");
-            assert_eq!(v["run_id"], run_id.as_str());
-            if v["status"] != "running" {
-                return v;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "run still going after a minute: {v}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 #[test]
 fn http_trigger_runs_with_the_payload_and_refuses_bad_input() {
     let p = Project::new(GREET);
-    let server = Server::start(p.home(), &[p.dir()]);
+    let server = start_server(p.home(), &[p.dir()]);
 
     let (status, v) = server.call("GET", "/api/pipelines", "");
     assert_eq!(status, 200, "{v}");
@@ -218,7 +136,8 @@ fn http_trigger_runs_with_the_payload_and_refuses_bad_input() {
         json!({"name": "World", "epochs": 1, "stores": ["a"]})
     );
 
-    let done = server.trigger(
+    let done = trigger(
+        &server,
         "greet",
         r#"{"name": "Marco", "epochs": 3, "stores": ["a", "b"]}"#,
     );
@@ -243,7 +162,7 @@ fn http_trigger_runs_with_the_payload_and_refuses_bad_input() {
     assert!(logs.contains(&format!("tracking={}", server.url)), "{logs}");
 
     // An empty body runs with the defaults; the changed parameter misses the cache.
-    let defaults = server.trigger("greet", "");
+    let defaults = trigger(&server, "greet", "");
     assert_eq!(defaults["status"], "succeeded", "{defaults}");
     let reason = step(&defaults, "hello")["cache_miss_reason"]
         .as_str()
@@ -253,7 +172,7 @@ fn http_trigger_runs_with_the_payload_and_refuses_bad_input() {
         reason.starts_with("param ") && reason.ends_with(" changed"),
         "{defaults}"
     );
-    let again = server.trigger("greet", "{}");
+    let again = trigger(&server, "greet", "{}");
     assert_eq!(step(&again, "hello")["status"], "cached", "{again}");
     assert!(step(&again, "hello")["cache_miss_reason"].is_null());
 
