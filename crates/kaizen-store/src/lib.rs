@@ -202,6 +202,18 @@ pub trait RegistryStore: Send + Sync {
     /// The latest version in each of `stages` (all stages when empty).
     async fn get_latest_versions(&self, name: &str, stages: &[Stage]) -> Result<Vec<ModelVersion>>;
     async fn audit_log(&self, name: &str) -> Result<Vec<AuditEntry>>;
+    /// Records a decision about a model (or one of its versions) that is not itself a change the
+    /// store makes, such as a promotion gate's verdict, as an entry of the audit log. The model
+    /// (and the version, when given) must exist: NOT_FOUND otherwise. `action` may not be empty
+    /// nor one of the actions the store records itself.
+    async fn record_audit(
+        &self,
+        name: &str,
+        version: Option<i64>,
+        action: &str,
+        details: &str,
+        audit: &AuditRecord,
+    ) -> Result<()>;
 }
 
 /// What a new model version is made from.

@@ -352,6 +352,24 @@ impl Registry {
         validate_model_name(name)?;
         self.store.audit_log(name).await
     }
+
+    /// Records a decision about a model or one of its versions (a promotion gate's verdict, for
+    /// one) in the audit log: `action` names it (`gate.promote`), `details` holds its evidence
+    /// (JSON by convention) and `actor.reason` a sentence for people.
+    pub async fn record_decision(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        action: &str,
+        details: &str,
+        actor: &Actor,
+    ) -> Result<()> {
+        validate_model_name(name)?;
+        let version = version.map(parse_version).transpose()?;
+        self.store
+            .record_audit(name, version, action, details, &actor.record())
+            .await
+    }
 }
 
 #[cfg(test)]

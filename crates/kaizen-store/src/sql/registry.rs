@@ -47,6 +47,17 @@ mod action {
     pub const TRANSITION_STAGE: &str = "transition_stage";
     pub const SET_ALIAS: &str = "set_alias";
     pub const DELETE_ALIAS: &str = "delete_alias";
+    /// The actions only the store writes, which `record_audit` refuses.
+    pub const ALL: [&str; 8] = [
+        CREATE_MODEL,
+        RENAME_MODEL,
+        DELETE_MODEL,
+        CREATE_VERSION,
+        DELETE_VERSION,
+        TRANSITION_STAGE,
+        SET_ALIAS,
+        DELETE_ALIAS,
+    ];
 }
 
 fn model_not_found(name: &str) -> Error {
@@ -1481,5 +1492,41 @@ impl RegistryStore for SqlStore {
             }
         }
         Ok(entries.into_values().collect())
+    }
+
+    async fn record_audit(
+        &self,
+        name: &str,
+        version: Option<i64>,
+        action: &str,
+        details: &str,
+        audit: &AuditRecord,
+    ) -> Result<()> {
+        if action.trim().is_empty() {
+            return Err(Error::invalid("An audit entry needs an action"));
+        }
+        if action::ALL.contains(&action) {
+            return Err(Error::invalid(format!(
+                "Audit action '{action}' is recorded by the registry itself and cannot be added"
+            )));
+        }
+        let d = self.dialect;
+        let mut tx = self.write.begin().await.map_err(db_err)?;
+        lock_model(&mut tx, d, name).await?;
+        if let Some(version) = version {
+            fetch_version(&mut tx, d, name, version).await?;
+        }
+        write_audit(
+            &mut tx,
+            audit,
+            action,
+            name,
+            version,
+            details.to_string(),
+            None,
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
     }
 }

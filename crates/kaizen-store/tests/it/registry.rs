@@ -1391,3 +1391,69 @@ async fn audit_log_records_every_change() {
         assert!(s.audit_log("never").await.unwrap().is_empty());
     }
 }
+
+#[tokio::test]
+async fn recorded_decisions_join_the_audit_log() {
+    for b in backends().await {
+        let s = &b.store;
+        model(s, "m").await;
+        version(s, "m", "abc").await;
+        let gate = AuditRecord {
+            actor: "ci".into(),
+            reason: Some("wape 0.12 vs 0.15".into()),
+        };
+        s.record_audit("m", Some(1), "gate.promote", r#"{"challenger":"1"}"#, &gate)
+            .await
+            .unwrap();
+        s.record_audit("m", None, "note", "checked by hand", &who())
+            .await
+            .unwrap();
+
+        let err = s
+            .record_audit("nope", None, "gate.reject", "{}", &who())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound, "{}", b.name);
+        let err = s
+            .record_audit("m", Some(7), "gate.reject", "{}", &who())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound, "{}", b.name);
+        for bad in ["", "set_alias", "create_model_version"] {
+            let err = s
+                .record_audit("m", None, bad, "{}", &who())
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.kind,
+                ErrorKind::InvalidParameter,
+                "{bad:?} on {}",
+                b.name
+            );
+        }
+
+        let log = s.audit_log("m").await.unwrap();
+        assert_eq!(
+            actions(&log),
+            vec![
+                "create_registered_model",
+                "create_model_version",
+                "gate.promote",
+                "note"
+            ],
+            "{}",
+            b.name
+        );
+        let promote = &log[2];
+        assert_eq!(promote.version, Some(1));
+        assert_eq!(promote.details, r#"{"challenger":"1"}"#);
+        assert_eq!(
+            (promote.actor.as_str(), promote.reason.as_deref()),
+            ("ci", Some("wape 0.12 vs 0.15"))
+        );
+        assert_eq!(log[3].version, None);
+        // The entries follow the model through a rename.
+        s.rename_registered_model("m", "m2", &who()).await.unwrap();
+        assert!(actions(&s.audit_log("m2").await.unwrap()).contains(&"gate.promote"));
+    }
+}
