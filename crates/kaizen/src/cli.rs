@@ -64,6 +64,8 @@ pub enum Command {
     Sql(SqlArgs),
     /// Where a run, artifact, dataset or model version came from, and what was made from it.
     Lineage(LineageArgs),
+    /// Forecast a CSV: series, backtest against baselines, train, register, gate, forecast.
+    Forecast(ForecastArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -440,4 +442,62 @@ pub enum ModelsCommand {
         tracking: TrackingArgs,
         name: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ForecastArgs {
+    /// The transactions (CSV or Parquet): one row per sale, or already one per period.
+    #[arg(long, value_name = "FILE")]
+    pub data: std::path::PathBuf,
+    /// The date column (dates, timestamps or `YYYY-MM-DD` text).
+    #[arg(long = "date-col", value_name = "COL")]
+    pub date_col: String,
+    /// The column to forecast, summed per group and period.
+    #[arg(long, value_name = "COL")]
+    pub target: String,
+    /// A column whose values make separate series (repeat for several).
+    #[arg(long = "group", value_name = "COL")]
+    pub groups: Vec<String>,
+    /// The period: D (daily) or W (weekly, weeks starting on Monday).
+    #[arg(long, default_value = "D", value_name = "D|W")]
+    pub freq: String,
+    /// How many periods ahead to forecast.
+    #[arg(long, value_name = "N")]
+    pub horizon: usize,
+    /// Backtest folds of `horizon` periods, the last ending at the last period.
+    #[arg(long, default_value_t = 3)]
+    pub folds: usize,
+    /// Validation folds for the hyperparameter search, before the backtest folds.
+    #[arg(long, default_value_t = 2)]
+    pub search_folds: usize,
+    /// Random search with this many trials instead of the default grid.
+    #[arg(long, value_name = "N")]
+    pub trials: Option<usize>,
+    /// Trials run at once.
+    #[arg(long, default_value_t = 2)]
+    pub max_parallel: usize,
+    /// The cost of one unit forecast too many (stock that does not sell).
+    #[arg(long, value_name = "X", requires = "under_cost")]
+    pub over_cost: Option<f64>,
+    /// The cost of one unit forecast too few (a lost sale).
+    #[arg(long, value_name = "X", requires = "over_cost")]
+    pub under_cost: Option<f64>,
+    /// The registered model's name (default: forecast-<target>).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// The alias the promotion gate moves.
+    #[arg(long, default_value = "champion")]
+    pub alias: String,
+    /// Register without the gate (the alias does not move).
+    #[arg(long)]
+    pub no_gate: bool,
+    /// Where the forecast goes (.csv or .parquet).
+    #[arg(long, short, default_value = "forecast.csv", value_name = "FILE")]
+    pub output: std::path::PathBuf,
+    /// The experiment the run goes to.
+    #[arg(long, default_value = "forecast")]
+    pub experiment: String,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    pub json: bool,
 }

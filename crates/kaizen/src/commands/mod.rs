@@ -4,6 +4,7 @@
 mod datasets;
 mod drift;
 mod experiments;
+mod forecast;
 mod lineage;
 mod models;
 mod pipeline;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Datasets(cmd) => datasets::run(cmd).await,
             Command::Sql(args) => sql::run(args).await,
             Command::Lineage(args) => lineage::run(args).await,
+            Command::Forecast(args) => forecast::run(args).await,
         }
     })
 }
