@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what kaizen's build, tests and benches need on a fresh Debian machine, idempotently:
 # Debian packages (a C toolchain for bundled SQLite, PostgreSQL for the store tests) and a Python
-# venv at .venv with the pinned `mlflow` client for the end-to-end tests.
+# venv at .venv with the pinned `mlflow` client for the end-to-end tests, and the example data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,5 +45,17 @@ if [ ! -f "$example_data" ]; then
     mkdir -p "$(dirname "$example_data")"
     cp "$src" "$example_data"
     log "copied the electronics sales data to $example_data"
+fi
+# The Wisconsin breast cancer data of examples/breast-cancer (bundled with scikit-learn, BSD):
+# 30 feature columns and `target` (1 = benign).
+bc_data=examples/breast-cancer/data/breast_cancer.csv
+if [ ! -f "$bc_data" ]; then
+    mkdir -p "$(dirname "$bc_data")"
+    "$venv/bin/python" - "$bc_data" <<'PY'
+import sys
+from sklearn.datasets import load_breast_cancer
+load_breast_cancer(as_frame=True).frame.to_csv(sys.argv[1], index=False)
+PY
+    log "wrote the breast cancer data to $bc_data"
 fi
 log "ready"

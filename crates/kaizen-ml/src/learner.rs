@@ -2,11 +2,12 @@
 //! ([`FittedModel`]), which keeps its parameters in its own types (coefficients, trees) so that
 //! predicting, saving and exporting need no training library.
 
-use forust_ml::gradientbooster::GradientBooster;
+use forust_ml::gradientbooster::{GradientBooster, GrowPolicy as ForustGrowPolicy};
 use forust_ml::objective::ObjectiveType;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MlError, Result};
+use crate::linear::{self, LinearParams, LogisticParams, PenaltyParams, TextLinearParams};
 use crate::matrix::Matrix;
 
 /// What a model predicts.
@@ -17,7 +18,9 @@ pub enum Task {
     /// Labels 0 and 1; predictions are P(1).
     Binary,
     /// Labels 0..classes; predictions are the most probable class.
-    Multiclass { classes: usize },
+    Multiclass {
+        classes: usize,
+    },
 }
 
 /// Gradient-boosted trees' settings (names as LightGBM's where they mean the same).
@@ -38,6 +41,20 @@ pub struct GbdtParams {
     /// data).
     pub early_stopping_rounds: Option<usize>,
     pub seed: u64,
+    /// How trees grow: level by level to `max_depth` (`depth_wise`, XGBoost's default) or the
+    /// best leaf first up to `max_leaves` (`loss_guide`, LightGBM's way).
+    pub grow_policy: GrowPolicy,
+    /// Threads for training (default: all cores).
+    pub threads: Option<usize>,
+}
+
+/// How a tree grows; see [`GbdtParams::grow_policy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrowPolicy {
+    #[default]
+    DepthWise,
+    LossGuide,
 }
 
 impl Default for GbdtParams {
@@ -54,6 +71,8 @@ impl Default for GbdtParams {
             nbins: 255,
             early_stopping_rounds: None,
             seed: 0,
+            grow_policy: GrowPolicy::DepthWise,
+            threads: None,
         }
     }
 }
@@ -64,12 +83,28 @@ impl Default for GbdtParams {
 #[serde(tag = "learner", rename_all = "snake_case")]
 pub enum LearnerSpec {
     Gbdt(GbdtParams),
+    /// Ordinary least squares (regression).
+    Linear(LinearParams),
+    /// Least squares with an L2 penalty (regression).
+    Ridge(PenaltyParams),
+    /// Least squares with an L1 penalty (regression).
+    Lasso(PenaltyParams),
+    /// Logistic regression: binary, or multinomial (softmax) for several classes.
+    Logistic(LogisticParams),
+    /// Logistic (classification) or ridge (regression) over vectorized text; see
+    /// [`TextLinearParams`].
+    TextLinear(TextLinearParams),
 }
 
 impl LearnerSpec {
     pub fn name(&self) -> &'static str {
         match self {
             LearnerSpec::Gbdt(_) => "gbdt",
+            LearnerSpec::Linear(_) => "linear",
+            LearnerSpec::Ridge(_) => "ridge",
+            LearnerSpec::Lasso(_) => "lasso",
+            LearnerSpec::Logistic(_) => "logistic",
+            LearnerSpec::TextLinear(_) => "text_linear",
         }
     }
 }
@@ -155,6 +190,25 @@ pub enum ModelParams {
     /// One ensemble per output: one for regression and binary, one per class (one against the
     /// rest, probabilities normalized) for multiclass.
     Trees { ensembles: Vec<TreeEnsemble> },
+    /// A linear model per output: `intercepts[k] + coefficients[k] · x`, then `link`. Binary
+    /// logistic models have one output (the margin of class 1), multinomial ones one per class.
+    Linear {
+        coefficients: Vec<Vec<f64>>,
+        intercepts: Vec<f64>,
+        link: Link,
+    },
+}
+
+/// What turns a linear model's outputs into predictions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Link {
+    /// The value itself (regression).
+    Identity,
+    /// `1 / (1 + e^-z)`: P(1) of a binary model.
+    Logistic,
+    /// `e^z_k / sum e^z`: the class probabilities of a multinomial model.
+    Softmax,
 }
 
 /// A trained model: its task, the feature names it expects (in order), and its parameters.
@@ -203,6 +257,13 @@ impl FittedModel {
                     let p = sigmoid(raw[0][i]);
                     vec![1.0 - p, p]
                 }
+                Task::Multiclass { .. } if self.link() == Some(Link::Softmax) => {
+                    let max = raw.iter().map(|r| r[i]).fold(f64::NEG_INFINITY, f64::max);
+                    let es: Vec<f64> = raw.iter().map(|r| (r[i] - max).exp()).collect();
+                    let total: f64 = es.iter().sum();
+                    es.iter().map(|e| e / total).collect()
+                }
+                // One against the rest: each output's P(class), normalized.
                 Task::Multiclass { .. } => {
                     let ps: Vec<f64> = raw.iter().map(|r| sigmoid(r[i])).collect();
                     let total: f64 = ps.iter().sum();
@@ -212,10 +273,34 @@ impl FittedModel {
             .collect()
     }
 
-    /// Raw scores, one vector per output.
-    fn raw(&self, x: &Matrix) -> Vec<Vec<f64>> {
+    fn link(&self) -> Option<Link> {
+        match &self.params {
+            ModelParams::Linear { link, .. } => Some(*link),
+            ModelParams::Trees { .. } => None,
+        }
+    }
+
+    /// Raw scores (margins), one vector per output.
+    pub fn raw(&self, x: &Matrix) -> Vec<Vec<f64>> {
         match &self.params {
             ModelParams::Trees { ensembles } => ensembles.iter().map(|e| e.raw(x)).collect(),
+            ModelParams::Linear {
+                coefficients,
+                intercepts,
+                ..
+            } => coefficients
+                .iter()
+                .zip(intercepts)
+                .map(|(w, &b)| {
+                    let mut out = vec![b; x.rows];
+                    for (j, &wj) in w.iter().enumerate() {
+                        for (o, v) in out.iter_mut().zip(x.column(j)) {
+                            *o += wj * v;
+                        }
+                    }
+                    out
+                })
+                .collect(),
         }
     }
 }
@@ -239,10 +324,69 @@ pub fn fit(
         )));
     }
     if let Some(bad) = y.iter().find(|v| !v.is_finite()) {
-        return Err(MlError::invalid(format!("the target has a value that is not a number: {bad}")));
+        return Err(MlError::invalid(format!(
+            "the target has a value that is not a number: {bad}"
+        )));
     }
+    if let Task::Binary | Task::Multiclass { .. } = task {
+        let classes = match task {
+            Task::Multiclass { classes } => classes,
+            _ => 2,
+        };
+        if let Some(bad) = y
+            .iter()
+            .find(|&&v| v < 0.0 || v.fract() != 0.0 || v as usize >= classes)
+        {
+            return Err(MlError::invalid(format!(
+                "a class label must be one of 0..{classes}, got {bad}"
+            )));
+        }
+    }
+    let linear_model = |params: ModelParams| FittedModel {
+        task,
+        features: x.names.clone(),
+        learner: spec.name().into(),
+        params,
+        best_iteration: None,
+    };
     match spec {
         LearnerSpec::Gbdt(params) => fit_gbdt(params, task, x, y, valid),
+        LearnerSpec::Linear(params) => Ok(linear_model(linear::fit_ols(params, task, x, y)?)),
+        LearnerSpec::Ridge(params) => Ok(linear_model(linear::fit_elastic_net(
+            "ridge", params, 0.0, task, x, y,
+        )?)),
+        LearnerSpec::Lasso(params) => Ok(linear_model(linear::fit_elastic_net(
+            "lasso", params, 1.0, task, x, y,
+        )?)),
+        LearnerSpec::Logistic(params) => Ok(linear_model(linear::fit_logistic(
+            "logistic",
+            params.penalty()?,
+            params.max_iterations,
+            params.gradient_tolerance,
+            task,
+            x,
+            y,
+        )?)),
+        LearnerSpec::TextLinear(params) => {
+            let fitted = if task == Task::Regression {
+                let ridge = PenaltyParams {
+                    alpha: params.alpha,
+                    ..PenaltyParams::default()
+                };
+                linear::fit_elastic_net("text_linear", &ridge, 0.0, task, x, y)?
+            } else {
+                linear::fit_logistic(
+                    "text_linear",
+                    params.alpha,
+                    params.max_iterations,
+                    1e-4,
+                    task,
+                    x,
+                    y,
+                )?
+            };
+            Ok(linear_model(fitted))
+        }
     }
 }
 
@@ -283,14 +427,23 @@ fn fit_gbdt(
             .set_iterations(params.iterations)
             .set_learning_rate(params.learning_rate as f32)
             .set_max_depth(params.max_depth)
-            .set_max_leaves(if params.max_leaves == 0 { usize::MAX } else { params.max_leaves })
+            .set_max_leaves(if params.max_leaves == 0 {
+                usize::MAX
+            } else {
+                params.max_leaves
+            })
             .set_min_leaf_weight(params.min_leaf_weight as f32)
             .set_l2(params.l2 as f32)
             .set_subsample(params.subsample as f32)
             .set_colsample_bytree(params.colsample)
             .set_nbins(params.nbins)
             .set_seed(params.seed)
+            .set_num_threads(params.threads)
             .set_early_stopping_rounds(params.early_stopping_rounds.filter(|_| valid.is_some()));
+        booster.grow_policy = match params.grow_policy {
+            GrowPolicy::DepthWise => ForustGrowPolicy::DepthWise,
+            GrowPolicy::LossGuide => ForustGrowPolicy::LossGuide,
+        };
         let valid_weights;
         let evaluation = match (valid, &valid_targets) {
             (Some((vx, _)), Some(vt)) => {
@@ -303,7 +456,9 @@ fn fit_gbdt(
             }
             _ => None,
         };
-        booster.fit(&data, target, &weights, evaluation).map_err(fail)?;
+        booster
+            .fit(&data, target, &weights, evaluation)
+            .map_err(fail)?;
         if let Some(best) = booster.best_iteration {
             best_iteration = Some(best_iteration.map_or(best, |b: usize| b.max(best)));
         }
@@ -325,7 +480,10 @@ mod tests {
     #[test]
     fn gbdt_learns_a_step_and_predicts_like_the_booster() {
         let xs: Vec<f64> = (0..400).map(|i| i as f64 / 4.0).collect();
-        let ys: Vec<f64> = xs.iter().map(|&v| if v < 50.0 { 1.0 } else { 5.0 }).collect();
+        let ys: Vec<f64> = xs
+            .iter()
+            .map(|&v| if v < 50.0 { 1.0 } else { 5.0 })
+            .collect();
         let x = Matrix::from_columns(vec!["x".into()], vec![xs]);
         let spec = LearnerSpec::Gbdt(GbdtParams {
             iterations: 50,
