@@ -41,7 +41,8 @@ pub struct TrackingArgs {
 pub enum Command {
     /// Run the tracking server and model registry (MLflow REST API compatible).
     Server(ServerArgs),
-    /// Start kaizen on the local home and log an example run end to end.
+    /// The whole loop on the local home: the electronics sales pipeline, a forecast model
+    /// searched, backtested against baselines, registered and gated to `champion`.
     Quickstart(QuickstartArgs),
     /// Experiments: list, create, delete.
     #[command(subcommand)]
@@ -330,6 +331,9 @@ pub struct ServerArgs {
 
 #[derive(Debug, Args)]
 pub struct QuickstartArgs {
+    /// The example project to run (its pipeline and data).
+    #[arg(long, default_value = "examples/electronics", value_name = "DIR")]
+    pub project: std::path::PathBuf,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     pub json: bool,

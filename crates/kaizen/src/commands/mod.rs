@@ -4,10 +4,10 @@
 mod datasets;
 mod drift;
 mod experiments;
-mod forecast;
+pub(crate) mod forecast;
 mod lineage;
 mod models;
-mod pipeline;
+pub(crate) mod pipeline;
 mod quickstart;
 mod runs;
 mod server;

