@@ -1,5 +1,5 @@
 # kaizen's developer commands. `make quickstart` and `make test` are the README's two set-up commands.
-.PHONY: install quickstart test lint format bench bench-drift bench-etl build
+.PHONY: install quickstart test lint format bench bench-drift bench-etl bench-train build
 
 build:
 	cargo build -p kaizen
@@ -29,3 +29,6 @@ bench-drift:
 
 bench-etl:
 	benches/etl/run.sh
+
+bench-train:
+	benches/train/run.sh

@@ -376,8 +376,8 @@ mod tests {
         let mean = |v: &[f64]| v.iter().sum::<f64>() / n;
         let (m0, m1, my) = (mean(x.column(0)), mean(x.column(1)), mean(&y));
         let (mut s00, mut s01, mut s11, mut t0, mut t1) = (alpha, 0.0, alpha, 0.0, 0.0);
-        for i in 0..x.rows {
-            let (a, c, v) = (x.get(i, 0) - m0, x.get(i, 1) - m1, y[i] - my);
+        for (i, yi) in y.iter().enumerate() {
+            let (a, c, v) = (x.get(i, 0) - m0, x.get(i, 1) - m1, yi - my);
             s00 += a * a;
             s01 += a * c;
             s11 += c * c;

@@ -17,7 +17,10 @@ impl Matrix {
     pub fn from_columns(names: Vec<String>, columns: Vec<Vec<f64>>) -> Matrix {
         assert_eq!(names.len(), columns.len(), "one name per column");
         let rows = columns.first().map_or(0, Vec::len);
-        assert!(columns.iter().all(|c| c.len() == rows), "columns differ in length");
+        assert!(
+            columns.iter().all(|c| c.len() == rows),
+            "columns differ in length"
+        );
         Matrix {
             rows,
             names,

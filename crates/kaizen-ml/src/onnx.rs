@@ -411,9 +411,17 @@ impl Graph {
     }
 }
 
-/// The node attributes shared by both tree operators, and the leaves `(tree, node, output,
-/// weight)`.
-fn tree_nodes(ensembles: &[TreeEnsemble]) -> (Vec<AttributeProto>, Vec<(i64, i64, i64, f64)>) {
+/// A leaf of the exported trees: its tree and node ids, the output (class) it adds to, and its
+/// weight.
+struct Leaf {
+    tree: i64,
+    node: i64,
+    output: i64,
+    weight: f64,
+}
+
+/// The node attributes shared by both tree operators, and the leaves.
+fn tree_nodes(ensembles: &[TreeEnsemble]) -> (Vec<AttributeProto>, Vec<Leaf>) {
     let (mut tree_ids, mut node_ids, mut features, mut modes, mut values) =
         (vec![], vec![], vec![], vec![], vec![]);
     let (mut true_ids, mut false_ids, mut missing_true) = (vec![], vec![], vec![]);
@@ -431,7 +439,12 @@ fn tree_nodes(ensembles: &[TreeEnsemble]) -> (Vec<AttributeProto>, Vec<(i64, i64
                     true_ids.push(0);
                     false_ids.push(0);
                     missing_true.push(0);
-                    leaves.push((tree_id, id as i64, output as i64, n.value));
+                    leaves.push(Leaf {
+                        tree: tree_id,
+                        node: id as i64,
+                        output: output as i64,
+                        weight: n.value,
+                    });
                 } else {
                     features.push(n.feature as i64);
                     modes.push("BRANCH_LT");
@@ -584,12 +597,12 @@ impl FittedModel {
                 let (mut attributes, leaves) = tree_nodes(ensembles);
                 attributes.extend([
                     attr_int("n_targets", 1),
-                    attr_ints("target_treeids", leaves.iter().map(|l| l.0).collect()),
-                    attr_ints("target_nodeids", leaves.iter().map(|l| l.1).collect()),
-                    attr_ints("target_ids", leaves.iter().map(|l| l.2).collect()),
+                    attr_ints("target_treeids", leaves.iter().map(|l| l.tree).collect()),
+                    attr_ints("target_nodeids", leaves.iter().map(|l| l.node).collect()),
+                    attr_ints("target_ids", leaves.iter().map(|l| l.output).collect()),
                     attr_doubles(
                         "target_weights_as_tensor",
-                        leaves.iter().map(|l| l.3).collect(),
+                        leaves.iter().map(|l| l.weight).collect(),
                     ),
                     attr_doubles("base_values_as_tensor", vec![ensembles[0].base]),
                     attr_string("aggregate_function", "SUM"),
@@ -614,12 +627,12 @@ impl FittedModel {
             {
                 let (mut attributes, leaves) = tree_nodes(ensembles);
                 attributes.extend([
-                    attr_ints("class_treeids", leaves.iter().map(|l| l.0).collect()),
-                    attr_ints("class_nodeids", leaves.iter().map(|l| l.1).collect()),
-                    attr_ints("class_ids", leaves.iter().map(|l| l.2).collect()),
+                    attr_ints("class_treeids", leaves.iter().map(|l| l.tree).collect()),
+                    attr_ints("class_nodeids", leaves.iter().map(|l| l.node).collect()),
+                    attr_ints("class_ids", leaves.iter().map(|l| l.output).collect()),
                     attr_doubles(
                         "class_weights_as_tensor",
-                        leaves.iter().map(|l| l.3).collect(),
+                        leaves.iter().map(|l| l.weight).collect(),
                     ),
                     attr_doubles(
                         "base_values_as_tensor",

@@ -40,7 +40,7 @@ struct Data {
 
 fn data(rows: usize) -> Data {
     let mut rng = Rng(7);
-    let mut columns: Vec<Vec<f64>> = vec![Vec::with_capacity(rows); 4];
+    let mut columns: Vec<Vec<f64>> = (0..4).map(|_| Vec::with_capacity(rows)).collect();
     let (mut regression, mut binary, mut multiclass) = (vec![], vec![], vec![]);
     for _ in 0..rows {
         let x: Vec<f64> = (0..4).map(|j| rng.next() * 10.0 - 5.0 + j as f64).collect();
