@@ -22,7 +22,7 @@ pub const METRIC_TAG_PREFIX: &str = "kaizen.metric.";
 /// it as a new version of `model_name` (created when absent) with source `runs:/<run_id>/model`.
 /// The version is tagged with the package's lineage (`kaizen.lineage.*`) and metrics
 /// (`kaizen.metric.*`), and the lineage graph gets an edge from each of its data sets and from
-/// the run to `models:/<name>/<version>`.
+/// the registry's run of the version, to the model node `<name>/<version>`.
 pub async fn register_package(
     services: &Services,
     run_id: &str,
@@ -68,7 +68,9 @@ pub async fn register_package(
         )
         .await?;
 
-    let model_node = format!("models:/{model_name}/{}", version.version);
+    // Model nodes are `NAME/VERSION`, as `kaizen lineage` names them; the edge from the run is
+    // the registry's own (the version's run id), so only the data sets are recorded here.
+    let model_node = format!("{model_name}/{}", version.version);
     let now = kaizen_core::now_millis();
     let edge = |src_kind: &str, src_id: &str, relation: &str| LineageEdge {
         src_kind: src_kind.into(),
@@ -78,14 +80,13 @@ pub async fn register_package(
         relation: relation.into(),
         created: now,
     };
-    let mut edges: Vec<LineageEdge> = package
+    let edges: Vec<LineageEdge> = package
         .meta
         .lineage
         .datasets
         .iter()
         .map(|d| edge("dataset", d, "input"))
         .collect();
-    edges.push(edge("run", run_id, "output"));
     services.store.add_lineage_edges(&edges).await?;
     tracing::info!(
         model = model_name,
