@@ -9,6 +9,7 @@ use kaizen_tracking::{Actor, Services};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
+use crate::package::Package;
 use crate::register::load_version;
 
 /// The audit action of a promotion.
@@ -88,6 +89,37 @@ pub async fn gate(
     heldout: &HeldOut,
     actor: &Actor,
 ) -> Result<GateDecision> {
+    gate_with(
+        services,
+        model_name,
+        challenger_version,
+        alias,
+        rule,
+        heldout,
+        actor,
+        &|_| Ok(None),
+    )
+    .await
+}
+
+/// How the champion sees the held-out rows when its features differ from the challenger's (its
+/// own preprocessing or class labels): the same rows, prepared for the champion's package, or
+/// `None` for `heldout` itself.
+pub type ChampionRows<'a> = &'a (dyn Fn(&Package) -> Result<Option<HeldOut>> + Send + Sync);
+
+/// [`gate`], with the champion scored on `champion_rows(its package)` when that answers rows
+/// (the same rows in the same order, prepared the champion's way).
+#[allow(clippy::too_many_arguments)]
+pub async fn gate_with(
+    services: &Services,
+    model_name: &str,
+    challenger_version: &str,
+    alias: &str,
+    rule: &GateRule,
+    heldout: &HeldOut,
+    actor: &Actor,
+    champion_rows: ChampionRows<'_>,
+) -> Result<GateDecision> {
     check_heldout(heldout)?;
     let (challenger, challenger_pkg) =
         load_version(services, model_name, challenger_version).await?;
@@ -121,7 +153,22 @@ pub async fn gate(
         ),
         Some(v) => {
             let (_, champion_pkg) = load_version(services, model_name, v).await?;
-            let champion_scores = Scores::of(&champion_pkg.model, heldout)?;
+            let own_rows = champion_rows(&champion_pkg)?;
+            let champion_heldout = match &own_rows {
+                Some(rows) => {
+                    check_heldout(rows)?;
+                    if rows.y.len() != heldout.y.len() {
+                        return Err(TrainError::invalid(format!(
+                            "the champion's held-out rows are {}, the challenger's {}",
+                            rows.y.len(),
+                            heldout.y.len()
+                        )));
+                    }
+                    rows
+                }
+                None => heldout,
+            };
+            let champion_scores = Scores::of(&champion_pkg.model, champion_heldout)?;
             let champion_value = metric_value(&champion_scores.overall, &rule.metric)?;
             segments = compare_segments(&challenger_scores, &champion_scores, &rule.metric);
             let (promoted, reason) = decide(rule, challenger_value, v, champion_value, &segments);

@@ -8,6 +8,7 @@
 //! - [`gate`]: the promotion gate, which moves an alias to a challenger only when it beats the
 //!   champion on held-out rows overall and per segment, and audits every decision.
 //! - [`search`]: hyperparameter search as nested runs, in parallel, best trial by a metric.
+//! - [`forecast`] and [`tabular`]: the one-command jobs, `kaizen forecast` and `kaizen train`.
 //!
 //! Everything here is computed by `kaizen-ml` and recorded through `kaizen-tracking`'s services.
 
@@ -17,9 +18,10 @@ pub mod gate;
 pub mod package;
 pub mod register;
 pub mod search;
+pub mod tabular;
 
 pub use error::{Result, TrainError};
-pub use gate::{GateDecision, GateRule, HeldOut, SegmentComparison, gate};
+pub use gate::{GateDecision, GateRule, HeldOut, SegmentComparison, gate, gate_with};
 pub use package::{
     ColumnSpec, Lineage, Package, PackageMeta, Signature, git_state, read_package, write_package,
 };

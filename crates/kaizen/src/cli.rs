@@ -67,6 +67,8 @@ pub enum Command {
     Lineage(LineageArgs),
     /// Forecast a CSV: series, backtest against baselines, train, register, gate, forecast.
     Forecast(ForecastArgs),
+    /// Train a model on a table: split, preprocess, search, evaluate, register, gate.
+    Train(TrainArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -500,6 +502,65 @@ pub struct ForecastArgs {
     pub output: std::path::PathBuf,
     /// The experiment the run goes to.
     #[arg(long, default_value = "forecast")]
+    pub experiment: String,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The table (CSV or Parquet), one row per example.
+    #[arg(long, value_name = "FILE")]
+    pub data: std::path::PathBuf,
+    /// The column to predict.
+    #[arg(long, value_name = "COL")]
+    pub target: String,
+    /// The task (default: from the target: text, or 10 distinct integers at most, is
+    /// classification).
+    #[arg(long, value_parser = ["regression", "binary", "multiclass"])]
+    pub task: Option<String>,
+    /// The learner.
+    #[arg(long, default_value = "gbdt", value_parser = ["gbdt", "linear", "ridge", "lasso", "logistic", "text_linear"])]
+    pub learner: String,
+    /// A learner setting, its value as JSON (`--set max_depth=6`); repeat for several.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Values to search for a setting (`--search max_depth=3,5`); repeat for several.
+    #[arg(long = "search", value_name = "KEY=V1,V2")]
+    pub search: Vec<String>,
+    /// Random search with this many trials instead of the whole grid.
+    #[arg(long, value_name = "N")]
+    pub trials: Option<usize>,
+    /// Trials run at once.
+    #[arg(long, default_value_t = 2)]
+    pub max_parallel: usize,
+    /// A text column to vectorize as words (TF-IDF) rather than categories; repeat for several.
+    #[arg(long = "text", value_name = "COL")]
+    pub text: Vec<String>,
+    /// A column whose values are segments the gate checks one by one.
+    #[arg(long, value_name = "COL")]
+    pub segment: Option<String>,
+    /// The share of rows for validation (the search and early stopping).
+    #[arg(long, default_value_t = 0.2, value_name = "F")]
+    pub valid_fraction: f64,
+    /// The share of rows for the test (the reported metrics and the gate).
+    #[arg(long, default_value_t = 0.2, value_name = "F")]
+    pub test_fraction: f64,
+    /// The seed of the split.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The registered model's name (default: <file>-<target>).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// The alias the promotion gate moves.
+    #[arg(long, default_value = "champion")]
+    pub alias: String,
+    /// Register without the gate (the alias does not move).
+    #[arg(long, conflicts_with = "alias")]
+    pub no_gate: bool,
+    /// The experiment the run goes to.
+    #[arg(long, default_value = "train")]
     pub experiment: String,
     /// Print a JSON summary instead of text.
     #[arg(long)]

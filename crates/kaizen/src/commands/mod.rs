@@ -12,6 +12,7 @@ mod quickstart;
 mod runs;
 mod server;
 mod sql;
+mod train;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Sql(args) => sql::run(args).await,
             Command::Lineage(args) => lineage::run(args).await,
             Command::Forecast(args) => forecast::run(args).await,
+            Command::Train(args) => train::run(args).await,
         }
     })
 }
