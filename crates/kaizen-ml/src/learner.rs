@@ -41,8 +41,10 @@ pub struct GbdtParams {
     /// data).
     pub early_stopping_rounds: Option<usize>,
     pub seed: u64,
-    /// How trees grow: level by level to `max_depth` (`depth_wise`, XGBoost's default) or the
-    /// best leaf first up to `max_leaves` (`loss_guide`, LightGBM's way).
+    /// How trees grow: level by level to `max_depth` (`depth_wise`, XGBoost's default) or leaf
+    /// by leaf up to `max_leaves` (`loss_guide`). forust's `loss_guide` takes leaves in the order
+    /// of their own score, not of their best split's gain as LightGBM does, and fitted worse in
+    /// `benches/train`; prefer `depth_wise` with `max_leaves`.
     pub grow_policy: GrowPolicy,
     /// Threads for training (default: all cores).
     pub threads: Option<usize>,
