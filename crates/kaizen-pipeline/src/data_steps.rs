@@ -190,6 +190,14 @@ pub fn builtin_outputs(
             let _: ProfileOptions = options(step, kind, with)?;
             Ok(vec!["profile.html".into(), "profile.json".into()])
         }
+        StepKind::Train => {
+            none_declared()?;
+            Ok(vec!["summary.json".into()])
+        }
+        StepKind::Forecast => {
+            none_declared()?;
+            Ok(vec!["forecast.csv".into(), "summary.json".into()])
+        }
         StepKind::Command | StepKind::Choice => Ok(declared.to_vec()),
     }
 }

@@ -22,6 +22,10 @@ pub enum StepKind {
     Profile,
     /// Routes on an earlier step's JSON output: the chosen step runs, the others are skipped.
     Choice,
+    /// Trains, evaluates, registers and gates a tabular model (runner in `kaizen-train`).
+    Train,
+    /// Backtests, trains, registers and gates a forecast model (runner in `kaizen-train`).
+    Forecast,
 }
 
 impl StepKind {
@@ -34,6 +38,8 @@ impl StepKind {
             StepKind::Split => "split",
             StepKind::Profile => "profile",
             StepKind::Choice => "choice",
+            StepKind::Train => "train",
+            StepKind::Forecast => "forecast",
         }
     }
 }

@@ -120,11 +120,11 @@ fn slug(s: &str) -> String {
 }
 
 /// What the job did, in the shape `kaizen forecast --json` prints.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ForecastSummary {
     pub model: RegressionMetrics,
     pub baselines: BTreeMap<String, RegressionMetrics>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub costs: BTreeMap<String, Cost>,
     pub model_name: String,
     pub model_version: String,
@@ -135,9 +135,9 @@ pub struct ForecastSummary {
     pub horizon: usize,
     pub best_params: Value,
     pub trials: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateDecision>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub champion_version: Option<String>,
 }
 

@@ -16,6 +16,7 @@ pub mod error;
 pub mod forecast;
 pub mod gate;
 pub mod package;
+pub mod pipeline_steps;
 pub mod register;
 pub mod search;
 pub mod tabular;

@@ -237,3 +237,103 @@ fn quickstart_runs_the_electronics_pipeline_and_gates_the_forecast() {
     );
     assert!(lineage.contains("daily_units@1"), "{lineage}");
 }
+
+/// The `forecast` step kind in a project's pipeline: ingest, then forecast; the model is
+/// registered with the ingested table's catalog version as lineage, and a rerun is cached.
+#[test]
+fn a_pipeline_forecast_step_registers_and_gates() {
+    let home = tempfile::tempdir().unwrap();
+    let project = home.path().join("project");
+    std::fs::create_dir_all(project.join("data")).unwrap();
+    write_sales(&project.join("data").join("sales.csv"));
+    std::fs::write(
+        project.join("kaizen.toml"),
+        r#"
+[pipeline]
+name = "shop"
+
+[[steps]]
+name = "sales"
+kind = "ingest"
+with = { path = "data/sales.csv" }
+
+[[steps]]
+name = "units"
+kind = "forecast"
+inputs = ["sales.sales.parquet"]
+with = { date_column = "date", target = "units", groups = ["product"], horizon = 7, search = { max_depth = [3, 4] }, model = "shop-units" }
+"#,
+    )
+    .unwrap();
+    let dir = project.to_str().unwrap();
+    let run = ok_json(home.path(), &["pipeline", "run", dir, "--json"]);
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let units = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "units")
+        .unwrap();
+    assert_eq!(
+        units["outputs"],
+        serde_json::json!(["forecast.csv", "summary.json"])
+    );
+    let model = ok_json(home.path(), &["models", "show", "shop-units", "--json"]);
+    assert!(model.to_string().contains("champion"), "{model}");
+    let lineage = ok(home.path(), &["lineage", "models:/shop-units/1", "--json"]);
+    assert!(lineage.contains("sales@1"), "{lineage}");
+    let again = ok_json(home.path(), &["pipeline", "run", dir, "--json"]);
+    let units = again["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "units")
+        .unwrap();
+    assert_eq!(units["status"], "cached", "{again}");
+
+    // A bad option is the step's failure, naming it.
+    let text = std::fs::read_to_string(project.join("kaizen.toml")).unwrap();
+    std::fs::write(
+        project.join("kaizen.toml"),
+        text.replace("horizon = 7", "horizon = 7, horizn = 3"),
+    )
+    .unwrap();
+    let out = kaizen(home.path(), &["pipeline", "run", dir]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("horizn"), "{}", out.stderr);
+}
+
+/// The breast cancer example: ingest, validate, and a `train` step with a small search that
+/// reaches 95% test accuracy and registers the model (data from `scripts/setup.sh`).
+#[test]
+fn the_breast_cancer_pipeline_trains_to_95_percent() {
+    let project = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/breast-cancer");
+    if !project.join("data/breast_cancer.csv").exists() {
+        eprintln!("skipped: run scripts/setup.sh to write the breast cancer data");
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let run = ok_json(
+        home.path(),
+        &["pipeline", "run", project.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let good = ok_json(
+        home.path(),
+        &[
+            "runs",
+            "list",
+            "-e",
+            "breast-cancer",
+            "-f",
+            "metrics.test_accuracy >= 0.95",
+            "--json",
+        ],
+    );
+    assert!(
+        !good.as_array().unwrap().is_empty(),
+        "no run reached 95%: {good}"
+    );
+    let model = ok_json(home.path(), &["models", "show", "breast-cancer", "--json"]);
+    assert!(model.to_string().contains("champion"), "{model}");
+}

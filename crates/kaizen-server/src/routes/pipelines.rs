@@ -251,9 +251,14 @@ async fn start_run(
     let reporter = Arc::new(LogReporter {
         pipeline: name.clone(),
     });
-    let started =
-        kaizen_pipeline::start_run(&s.services, &pipeline, &opts, &Runners::default(), reporter)
-            .await?;
+    let started = kaizen_pipeline::start_run(
+        &s.services,
+        &pipeline,
+        &opts,
+        &runners(&s.services),
+        reporter,
+    )
+    .await?;
     let run_id = started.run_id().to_string();
     tracing::info!(pipeline = %name, run_id, "pipeline run started over HTTP");
     let id = run_id.clone();
@@ -674,4 +679,11 @@ outputs = ["out.txt"]
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
+}
+
+/// Every step kind, `train` and `forecast` tracking into the server's services.
+fn runners(services: &kaizen_tracking::Services) -> Runners {
+    let mut runners = Runners::default();
+    kaizen_train::pipeline_steps::register(&mut runners, services.clone());
+    runners
 }

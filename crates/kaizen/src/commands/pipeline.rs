@@ -113,6 +113,14 @@ impl Tracked {
     }
 }
 
+/// Every step kind: the data kinds of `kaizen-pipeline`, and `train` and `forecast`, which
+/// track into `services`.
+pub(crate) fn runners(services: &Services) -> Runners {
+    let mut runners = Runners::default();
+    kaizen_train::pipeline_steps::register(&mut runners, services.clone());
+    runners
+}
+
 pub(crate) fn project_dir(dir: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(dir).with_context(|| format!("cannot resolve {}", dir.display()))
 }
@@ -183,7 +191,7 @@ async fn run_pipeline(args: PipelineRunArgs) -> anyhow::Result<ExitCode> {
         &tracked.services,
         &pipeline,
         &opts,
-        &Runners::default(),
+        &runners(&tracked.services),
         reporter.clone(),
     )
     .await;
@@ -217,7 +225,7 @@ async fn triggered_run(tracked: &Tracked, dir: &Path, opts: RunOptions, json: bo
         &tracked.services,
         &pipeline,
         &opts,
-        &Runners::default(),
+        &runners(&tracked.services),
         reporter.clone(),
     )
     .await;

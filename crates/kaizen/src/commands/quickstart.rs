@@ -11,30 +11,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use kaizen_artifacts::ArtifactPath;
 use kaizen_core::Error;
-use kaizen_ml::forecast::{Freq, SeriesSpec};
-use kaizen_pipeline::{Pipeline, Runners};
-use kaizen_train::forecast::{ForecastJob, Progress as ForecastProgress, run_forecast};
+use kaizen_pipeline::{Pipeline, StepStatus};
+use kaizen_train::forecast::ForecastSummary;
 use serde_json::json;
 
 use crate::cli::QuickstartArgs;
-use crate::commands::forecast::to_core;
-use crate::commands::pipeline::{Progress, Tracked, project_dir, report_outcome};
+use crate::commands::pipeline::{Progress, Tracked, project_dir, report_outcome, runners};
 use crate::{printer, settings};
 
-/// The registered model of the quickstart.
-const MODEL: &str = "electronics-units";
-/// The pipeline's table of daily units per SKU.
-const DAILY_STEP: &str = "daily_units";
-const DAILY_OUTPUT: &str = "daily_units.parquet";
-const HORIZON: usize = 7;
-
-struct Stderr;
-
-impl ForecastProgress for Stderr {
-    fn step(&self, message: &str) {
-        eprintln!("  {message}");
-    }
-}
+/// The pipeline step that forecasts, backtests, registers and gates.
+const FORECAST_STEP: &str = "forecast";
 
 fn check_data(dir: &Path) -> anyhow::Result<()> {
     let data = dir.join("data").join("electronic_sales.csv");
@@ -82,7 +68,7 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         &tracked.services,
         &pipeline,
         &opts,
-        &Runners::default(),
+        &runners(&tracked.services),
         reporter.clone(),
     )
     .await;
@@ -95,41 +81,34 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
 
-    let daily = summary
+    let step = summary
         .steps
         .iter()
-        .find(|s| s.name == DAILY_STEP)
-        .and_then(|s| s.outputs.get(DAILY_OUTPUT))
-        .with_context(|| format!("the pipeline has no {DAILY_STEP} step writing {DAILY_OUTPUT}"))?;
-    let path = services
+        .find(|s| s.name == FORECAST_STEP)
+        .with_context(|| format!("the pipeline has no `{FORECAST_STEP}` step"))?;
+    let hash = step
+        .outputs
+        .get("summary.json")
+        .with_context(|| format!("the `{FORECAST_STEP}` step wrote no summary.json"))?;
+    let bytes = services
         .artifacts
-        .local_path(&ArtifactPath::parse(&format!("cas/{daily}"))?)?;
-    let dataset = match services.store.get_dataset_version(DAILY_STEP, None).await {
-        Ok(v) => format!("{DAILY_STEP}@{}", v.version),
-        Err(_) => path.display().to_string(),
-    };
-    let table = kaizen_data::read_parquet(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-
-    eprintln!("2. forecast daily units per SKU, {HORIZON} days ahead, from {dataset}");
-    let spec = SeriesSpec {
-        date_column: "day".into(),
-        target_column: "units".into(),
-        group_columns: vec!["sku".into()],
-        freq: Freq::Daily,
-    };
-    let output = settings::home().join("quickstart").join("forecast.csv");
-    let mut job = ForecastJob::new(path.clone(), spec, HORIZON, output);
-    job.model_name = MODEL.into();
-    job.experiment = pipeline.meta.name.clone();
-    job.parent_run_id = Some(summary.run_id.clone());
-    job.datasets = vec![dataset];
-    job.pipeline = Some(pipeline.meta.name.clone());
-    job.repo_dir = dir.clone();
-    job.user = std::env::var("USER").unwrap_or_else(|_| "kaizen".into());
-    let result = run_forecast(&services, &job, &table, &Stderr)
-        .await
-        .map_err(to_core)?;
+        .get_bytes(&ArtifactPath::parse(&format!("cas/{hash}"))?)
+        .await?;
+    let mut result: ForecastSummary = serde_json::from_slice(&bytes)
+        .context("the forecast step's summary.json does not parse")?;
+    // The step's scratch directory is the run's; the stored output is what stays.
+    if let Some(hash) = step.outputs.get("forecast.csv") {
+        let path = services
+            .artifacts
+            .local_path(&ArtifactPath::parse(&format!("cas/{hash}"))?)?;
+        result.forecast_path = path.display().to_string();
+    }
+    if step.status == StepStatus::Cached {
+        eprintln!(
+            "  the forecast is cached: the data and settings did not change since version {}",
+            result.model_version
+        );
+    }
 
     let mut out = serde_json::to_value(&result)?;
     if let Some(object) = out.as_object_mut() {
@@ -150,7 +129,10 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         "                  the model is {:.1}% better than seasonal naive",
         (1.0 - result.model.wape / snaive) * 100.0
     );
-    println!("  registered      models:/{MODEL}/{}", result.model_version);
+    println!(
+        "  registered      models:/{}/{}",
+        result.model_name, result.model_version
+    );
     if let Some(gate) = &result.gate {
         println!(
             "  gate            {} ({})",
@@ -169,7 +151,8 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     println!("  forecast        {}", result.forecast_path);
     println!();
     println!(
-        "next: `kaizen models history {MODEL}` shows every gate decision; `kaizen server` serves"
+        "next: `kaizen models history {}` shows every gate decision; `kaizen server` serves",
+        result.model_name
     );
     println!("this home on http://127.0.0.1:5000 to the mlflow client and the MLflow UI's API.");
     Ok(ExitCode::SUCCESS)
