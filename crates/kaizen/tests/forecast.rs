@@ -331,7 +331,7 @@ fn the_breast_cancer_pipeline_trains_to_95_percent() {
         ],
     );
     assert!(
-        !good.as_array().unwrap().is_empty(),
+        !good["runs"].as_array().unwrap().is_empty(),
         "no run reached 95%: {good}"
     );
     let model = ok_json(home.path(), &["models", "show", "breast-cancer", "--json"]);
