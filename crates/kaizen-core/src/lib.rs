@@ -5,6 +5,7 @@
 
 pub mod entities;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod limits;
 pub mod search;

@@ -437,6 +437,20 @@ async fn run_step(
         Err(e) => {
             result.status = StepStatus::Failed;
             result.error = Some(e.message.clone());
+            if ctx.pipeline.step(name).map(|s| s.kind) == Some(StepKind::Validate) {
+                kaizen_tracking::emit(
+                    ctx.services.store.as_ref(),
+                    kaizen_core::events::VALIDATION_FAILED,
+                    &format!("{}/{name}", ctx.pipeline.meta.name),
+                    serde_json::json!({
+                        "pipeline": ctx.pipeline.meta.name,
+                        "step": name,
+                        "run_id": result.run_id,
+                        "error": e.message,
+                    }),
+                )
+                .await;
+            }
             None
         }
     };

@@ -309,8 +309,43 @@ pub struct DatasetVersion {
     pub data: NewDatasetVersion,
 }
 
+/// An event to append to the event log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// `run.finished`, `model_version.registered`, ... (see `kaizen_core::events`).
+    pub kind: String,
+    /// What it is about: a run id, `models:/NAME/VERSION`, a dataset.
+    pub subject: String,
+    /// A JSON object with the details.
+    pub payload: serde_json::Value,
+}
+
+/// An event of the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: i64,
+    pub timestamp: i64,
+    pub kind: String,
+    pub subject: String,
+    pub payload: serde_json::Value,
+}
+
+/// The event log and the delivery cursors of its subscribers.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Appends an event and answers its id (ids grow).
+    async fn append_event(&self, event: &NewEvent) -> Result<i64>;
+    /// Up to `limit` events with an id above `after`, oldest first.
+    async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<Event>>;
+    /// The last `limit` events, oldest first.
+    async fn last_events(&self, limit: i64) -> Result<Vec<Event>>;
+    /// The id of the last event delivered to `subscriber` (0 when none).
+    async fn event_cursor(&self, subscriber: &str) -> Result<i64>;
+    async fn set_event_cursor(&self, subscriber: &str, last_event_id: i64) -> Result<()>;
+}
+
 /// The whole metadata store.
-pub trait MetadataStore: TrackingStore + RegistryStore + PipelineStore {
+pub trait MetadataStore: TrackingStore + RegistryStore + PipelineStore + EventStore {
     /// `sqlite` or `postgresql`, for logs and `/version`.
     fn backend(&self) -> &'static str;
 }

@@ -77,3 +77,22 @@ mod tests {
         assert_eq!(super::proxy_path("s3://b/x"), None);
     }
 }
+
+/// Appends an event to the log after the change it reports is stored. A failure to record the
+/// event is logged and does not undo or fail the change: notifications are best effort, the
+/// change is the record.
+pub async fn emit(
+    store: &dyn kaizen_store::MetadataStore,
+    kind: &str,
+    subject: &str,
+    payload: serde_json::Value,
+) {
+    let event = kaizen_store::NewEvent {
+        kind: kind.to_string(),
+        subject: subject.to_string(),
+        payload,
+    };
+    if let Err(e) = store.append_event(&event).await {
+        tracing::warn!(kind, subject, error = %e, "cannot record the event");
+    }
+}

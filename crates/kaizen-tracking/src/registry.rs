@@ -195,9 +195,30 @@ impl Registry {
         validate_model_name(name)?;
         validate_alias(alias)?;
         let version = parse_version(version)?;
+        let previous = self
+            .store
+            .get_version_by_alias(name, alias)
+            .await
+            .ok()
+            .map(|v| v.version);
         self.store
             .set_alias(name, alias, version, &actor.record())
-            .await
+            .await?;
+        crate::emit(
+            self.store.as_ref(),
+            kaizen_core::events::ALIAS_MOVED,
+            &format!("models:/{name}@{alias}"),
+            serde_json::json!({
+                "name": name,
+                "alias": alias,
+                "version": version.to_string(),
+                "previous_version": previous.map(|v| v.to_string()),
+                "actor": actor.record().actor,
+                "reason": actor.reason,
+            }),
+        )
+        .await;
+        Ok(())
     }
 
     pub async fn delete_alias(&self, name: &str, alias: &str, actor: &Actor) -> Result<()> {
@@ -230,7 +251,24 @@ impl Registry {
                 limits::MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH,
             )?;
         }
-        self.store.create_model_version(&new, &actor.record()).await
+        let version = self
+            .store
+            .create_model_version(&new, &actor.record())
+            .await?;
+        crate::emit(
+            self.store.as_ref(),
+            kaizen_core::events::MODEL_VERSION_REGISTERED,
+            &format!("models:/{}/{}", version.name, version.version),
+            serde_json::json!({
+                "name": version.name,
+                "version": version.version.to_string(),
+                "source": version.source,
+                "run_id": version.run_id,
+                "actor": actor.record().actor,
+            }),
+        )
+        .await;
+        Ok(version)
     }
 
     pub async fn get_model_version(&self, name: &str, version: &str) -> Result<ModelVersion> {

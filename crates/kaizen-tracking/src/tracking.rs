@@ -277,7 +277,12 @@ impl Tracking {
         run_name: Option<String>,
     ) -> Result<RunInfo> {
         let run_name = run_name.filter(|n| !n.is_empty());
-        self.store
+        let before = match status {
+            Some(_) => Some(self.store.get_run(run_id).await?.info.status),
+            None => None,
+        };
+        let info = self
+            .store
             .update_run(
                 run_id,
                 &RunUpdate {
@@ -286,7 +291,32 @@ impl Tracking {
                     run_name,
                 },
             )
-            .await
+            .await?;
+        // An event when the run reaches an end state, once.
+        if let (Some(before), Some(after)) = (before, status)
+            && before != after
+        {
+            let kind = match after {
+                RunStatus::Finished => Some(kaizen_core::events::RUN_FINISHED),
+                RunStatus::Failed | RunStatus::Killed => Some(kaizen_core::events::RUN_FAILED),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                crate::emit(
+                    self.store.as_ref(),
+                    kind,
+                    run_id,
+                    serde_json::json!({
+                        "run_id": run_id,
+                        "run_name": info.run_name,
+                        "experiment_id": info.experiment_id,
+                        "status": after.as_str(),
+                    }),
+                )
+                .await;
+            }
+        }
+        Ok(info)
     }
 
     pub async fn delete_run(&self, run_id: &str) -> Result<()> {

@@ -2,6 +2,7 @@
 //! driver. Queries are written once with `$n` placeholders (both drivers accept them); the few
 //! dialect differences are methods of [`Dialect`].
 
+mod events;
 mod logged_models;
 mod pipelines;
 mod registry;
@@ -324,6 +325,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "datasets",
         include_str!("../../migrations/0004_datasets.sql"),
+    ),
+    (
+        5,
+        "events",
+        include_str!("../../migrations/0005_events.sql"),
     ),
 ];
 

@@ -2,6 +2,7 @@
 //! PostgreSQL server (the test set-up starts a throwaway one), on PostgreSQL too, with the same code.
 //! `KAIZEN_REQUIRE_POSTGRES=1` turns a missing server into a failure instead of a skip.
 
+mod events;
 mod pipelines;
 mod registry;
 mod tracking;
