@@ -69,6 +69,10 @@ pub enum Command {
     Forecast(ForecastArgs),
     /// Train a model on a table: split, preprocess, search, evaluate, register, gate.
     Train(TrainArgs),
+    /// Serve a model over HTTP with MLflow's scoring protocol (`POST /invocations`).
+    Serve(ServeArgs),
+    /// Score a table (CSV or Parquet) with a model into a CSV file.
+    Predict(PredictArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -562,6 +566,45 @@ pub struct TrainArgs {
     /// The experiment the run goes to.
     #[arg(long, default_value = "train")]
     pub experiment: String,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The model: `models:/NAME@ALIAS`, `models:/NAME/VERSION` or a package directory.
+    pub model: String,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// The port to listen on (0 picks a free one).
+    #[arg(long, short, default_value_t = 5001)]
+    pub port: u16,
+    /// The store the registry lives in: `sqlite:///path` or `postgresql://...` (default: the
+    /// local home).
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub tracking_uri: Option<String>,
+    /// The largest request body accepted, in bytes (larger: 413).
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_body_size: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The model: `models:/NAME@ALIAS`, `models:/NAME/VERSION` or a package directory.
+    #[arg(long)]
+    pub model: String,
+    /// The rows to score (CSV or Parquet); columns the model does not take are ignored.
+    #[arg(long, value_name = "FILE")]
+    pub input: std::path::PathBuf,
+    /// The CSV written: `prediction` (the value or the label) and, for classification, one
+    /// `probability_<label>` column per class.
+    #[arg(long, value_name = "FILE")]
+    pub output: std::path::PathBuf,
+    /// The store the registry lives in (as for `kaizen serve`).
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub tracking_uri: Option<String>,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     pub json: bool,

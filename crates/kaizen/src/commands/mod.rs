@@ -8,8 +8,10 @@ pub(crate) mod forecast;
 mod lineage;
 mod models;
 pub(crate) mod pipeline;
+mod predict;
 mod quickstart;
 mod runs;
+mod serve;
 mod server;
 mod sql;
 mod train;
@@ -36,6 +38,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Lineage(args) => lineage::run(args).await,
             Command::Forecast(args) => forecast::run(args).await,
             Command::Train(args) => train::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
+            Command::Predict(args) => predict::run(args).await,
         }
     })
 }

@@ -88,11 +88,17 @@ pub struct Server {
 impl Server {
     /// Starts `kaizen server --port 0 EXTRA...` on `home` and waits until it listens.
     pub fn start(home: &Path, extra: &[&str]) -> Self {
-        use std::io::{BufRead, BufReader, Read};
-        use std::process::Stdio;
         let mut args = vec!["server", "--host", "127.0.0.1", "--port", "0"];
         args.extend_from_slice(extra);
-        let mut child = command(home, &args)
+        Self::spawn(home, &args)
+    }
+
+    /// Starts `kaizen ARGS` (a command that prints `... listening on URL` on stderr, such as
+    /// `server` or `serve`) and waits until it listens.
+    pub fn spawn(home: &Path, args: &[&str]) -> Self {
+        use std::io::{BufRead, BufReader, Read};
+        use std::process::Stdio;
+        let mut child = command(home, args)
             .env("KAIZEN_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -106,10 +112,10 @@ impl Server {
             if stderr.read_line(&mut line).unwrap_or(0) == 0 {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("kaizen server exited before listening:\n{seen}");
+                panic!("kaizen {args:?} exited before listening:\n{seen}");
             }
             seen.push_str(&line);
-            if let Some(rest) = line.split("kaizen server listening on ").nth(1) {
+            if let Some(rest) = line.split(" listening on ").nth(1) {
                 break rest.split_whitespace().next().unwrap().to_string();
             }
         };
@@ -124,12 +130,23 @@ impl Server {
     /// One HTTP/1.1 request with a raw JSON body; answers the status and the JSON body (a
     /// string when the body is not JSON).
     pub fn call(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        self.call_as(method, path, "application/json", body)
+    }
+
+    /// [`Server::call`] with another content type.
+    pub fn call_as(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> (u16, Value) {
         use std::io::{Read, Write};
         let authority = self.url.trim_start_matches("http://");
         let mut stream = std::net::TcpStream::connect(authority).expect("connect to the server");
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: {content_type}\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )

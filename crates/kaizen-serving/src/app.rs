@@ -1,0 +1,337 @@
+//! The HTTP application: `POST /invocations`, `GET /ping`, `GET /health`, `GET /version`, all
+//! behind one layer stack.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::error::{Result, ServeError};
+use crate::model::ServedModel;
+use crate::parse;
+
+/// Settings of a model server.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The largest request body accepted, in bytes (larger: 413).
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub model: Arc<ServedModel>,
+    pub config: Arc<ServeConfig>,
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// The whole application, without a socket.
+pub fn app(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/invocations", post(invocations))
+        .route("/ping", get(|| async { StatusCode::OK }))
+        .route("/health", get(health))
+        .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
+        .fallback(not_found)
+        // The one stack every route goes through; authentication goes here.
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+/// Serves [`app`] on `listener` until `shutdown` resolves, then drains in-flight requests for up
+/// to ten seconds.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = tx.send(());
+    });
+    let drain = async move {
+        let _ = rx.await;
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    };
+    tokio::select! {
+        r = server => r,
+        _ = drain => {
+            tracing::warn!("in-flight requests did not finish within 10 s; exiting");
+            Ok(())
+        }
+    }
+}
+
+/// Keeps the caller's `x-request-id` or makes one, and echoes it on the response.
+async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
+                .expect("a uuid is a header value")
+        });
+    request.headers_mut().insert(REQUEST_ID, id.clone());
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
+}
+
+async fn not_found() -> Response {
+    let body = json!({
+        "error_code": "ENDPOINT_NOT_FOUND",
+        "message": "no such endpoint; the model server answers /invocations, /ping, /health, /version",
+    });
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
+}
+
+async fn health(State(state): State<AppState>) -> Json<Value> {
+    let inputs: Vec<Value> = state
+        .model
+        .inputs()
+        .iter()
+        .map(|c| json!({"name": c.name, "type": c.kind.name()}))
+        .collect();
+    Json(json!({
+        "status": "ok",
+        "model": state.model.name,
+        "version": state.model.version,
+        "task": kaizen_train::tabular::task_name(state.model.task()),
+        "inputs": inputs,
+    }))
+}
+
+/// `?probabilities=true` (or `1`).
+fn query_probabilities(query: Option<&str>) -> bool {
+    query.unwrap_or_default().split('&').any(|pair| {
+        matches!(
+            pair.split_once('='),
+            Some(("probabilities", "true" | "1" | "True"))
+        )
+    })
+}
+
+async fn invocations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ServeError::TooLarge {
+                limit: state.config.max_body_bytes,
+            }
+        } else {
+            ServeError::bad_request(format!("cannot read the body: {rejection}"))
+        }
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let model = state.model.clone();
+    let mut probabilities = query_probabilities(query.as_deref());
+    let (predictions, with_probabilities) = tokio::task::spawn_blocking(move || {
+        let frame = match media.as_str() {
+            "text/csv" => parse::parse_csv(&body, model.inputs())?,
+            "application/json" | "" => {
+                let parsed = parse::parse_json(&body, model.inputs())?;
+                probabilities |= parsed.probabilities;
+                parsed.frame
+            }
+            other => return Err(ServeError::UnsupportedMediaType(other.to_string())),
+        };
+        Ok((model.score(&frame)?, probabilities))
+    })
+    .await
+    .map_err(|e| {
+        ServeError::Scoring(kaizen_ml::MlError::invalid(format!(
+            "scoring task failed: {e}"
+        )))
+    })??;
+    let predictions: Vec<Value> = predictions
+        .iter()
+        .map(|p| p.to_json(with_probabilities))
+        .collect();
+    Ok(Json(json!({"predictions": predictions})))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use kaizen_ml::{LearnerSpec, Matrix, Task, fit};
+    use kaizen_train::{Lineage, PackageMeta, write_package};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A package of `y = 2a + b + 1` with no preprocessor, served from a directory.
+    fn state(dir: &std::path::Path, max_body_bytes: usize) -> AppState {
+        let a: Vec<f64> = (0..20).map(f64::from).collect();
+        let b: Vec<f64> = (0..20).map(|i| f64::from(i % 3)).collect();
+        let y: Vec<f64> = a.iter().zip(&b).map(|(a, b)| 2.0 * a + b + 1.0).collect();
+        let x = Matrix::from_columns(vec!["a".into(), "b".into()], vec![a, b]);
+        let spec: LearnerSpec = serde_json::from_value(json!({"learner": "linear"})).unwrap();
+        let model = fit(&spec, Task::Regression, &x, &y, None).unwrap();
+        write_package(
+            dir,
+            &model,
+            PackageMeta::new(&model, Lineage::default()),
+            &x,
+        )
+        .unwrap();
+        AppState {
+            model: Arc::new(ServedModel::from_dir(dir).unwrap()),
+            config: Arc::new(ServeConfig { max_body_bytes }),
+        }
+    }
+
+    async fn call(
+        state: &AppState,
+        method: &str,
+        uri: &str,
+        content_type: &str,
+        body: &str,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = app(state.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, headers, value)
+    }
+
+    fn close(predictions: &Value, expected: &[f64]) {
+        let got: Vec<f64> = predictions["predictions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{predictions}"))
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(got.len(), expected.len(), "{predictions}");
+        for (g, e) in got.iter().zip(expected) {
+            assert!((g - e).abs() < 1e-6, "{got:?} vs {expected:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn invocations_in_json_and_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path(), 1 << 20);
+        let json_type = "application/json";
+        let body = r#"{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 0], [3, 2]]}}"#;
+        let (status, headers, v) = call(&state, "POST", "/invocations", json_type, body).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert!(headers.contains_key(REQUEST_ID));
+        close(&v, &[3.0, 9.0]);
+        let (_, _, v) = call(
+            &state,
+            "POST",
+            "/invocations",
+            "text/csv",
+            "b,a\n0,1\n2,3\n",
+        )
+        .await;
+        close(&v, &[3.0, 9.0]);
+        let (_, _, v) = call(
+            &state,
+            "POST",
+            "/invocations",
+            json_type,
+            r#"{"inputs": {"a": [], "b": []}}"#,
+        )
+        .await;
+        close(&v, &[]);
+
+        let (status, _, v) = call(
+            &state,
+            "POST",
+            "/invocations",
+            json_type,
+            r#"{"instances": [{"a": 1}]}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(v["error_code"], "BAD_REQUEST");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains("missing column `b`"),
+            "{v}"
+        );
+        let (status, _, v) = call(&state, "POST", "/invocations", json_type, "{").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            v["message"].as_str().unwrap().contains("malformed JSON"),
+            "{v}"
+        );
+        let (status, _, v) = call(&state, "POST", "/invocations", "text/plain", "a").await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{v}");
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_413() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path(), 64);
+        let body = format!(r#"{{"instances": [{}]}}"#, vec!["[1, 2]"; 40].join(", "));
+        let (status, _, v) = call(&state, "POST", "/invocations", "application/json", &body).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+        assert_eq!(v["error_code"], "BAD_REQUEST");
+        assert!(v["message"].as_str().unwrap().contains("64 bytes"), "{v}");
+    }
+
+    #[tokio::test]
+    async fn ping_health_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path(), 1 << 20);
+        let (status, _, v) = call(&state, "GET", "/ping", "", "").await;
+        assert_eq!((status, v), (StatusCode::OK, Value::String(String::new())));
+        let (status, _, v) = call(&state, "GET", "/health", "", "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(v["status"], "ok");
+        assert_eq!(v["task"], "regression");
+        assert_eq!(v["inputs"][1], json!({"name": "b", "type": "double"}));
+        let (_, _, v) = call(&state, "GET", "/version", "", "").await;
+        assert_eq!(v, Value::String(env!("CARGO_PKG_VERSION").into()));
+        let (status, _, v) = call(&state, "GET", "/nope", "", "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(v["error_code"], "ENDPOINT_NOT_FOUND");
+    }
+}

@@ -1,0 +1,19 @@
+//! kaizen-serving: a registered model (or a package directory) behind MLflow's scoring protocol.
+//!
+//! - [`model`]: [`ServedModel`], a loaded package with the columns it takes and `score`.
+//! - [`parse`]: the bodies of `POST /invocations` (`dataframe_split`, `dataframe_records`,
+//!   `instances`, `inputs`, CSV) checked against those columns into a [`kaizen_ml::Frame`].
+//! - [`app`]: `fn app(state) -> Router` with `/invocations`, `/ping`, `/health`, `/version`.
+//!
+//! **Architecture invariant:** every route goes through [`app`]'s one layer stack (request id,
+//! trace, body limit), so authentication can be added in one place. Only [`error`] maps errors
+//! to HTTP statuses, in MLflow's `{"error_code", "message"}` shape.
+
+pub mod app;
+pub mod error;
+pub mod model;
+pub mod parse;
+
+pub use app::{AppState, ServeConfig, app, serve};
+pub use error::{Result, ServeError};
+pub use model::{InputColumn, InputKind, Prediction, ServedModel};

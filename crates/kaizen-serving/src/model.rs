@@ -1,0 +1,293 @@
+//! A model package ready to score: the raw columns it takes and predictions as labels, values
+//! and probabilities.
+
+use std::path::Path;
+
+use kaizen_ml::preprocess::Encoder;
+use kaizen_ml::{ColumnData, Frame, Matrix, Preprocessor, Task};
+use kaizen_tracking::Services;
+use kaizen_train::Package;
+
+use crate::error::{Result, ServeError};
+
+/// What values a raw input column takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// Numbers (`null` is missing).
+    Number,
+    /// Text (`null` is missing).
+    Text,
+    /// A category: text or numbers.
+    Category,
+}
+
+impl InputKind {
+    /// The name used in messages and `/health` (MLflow's type names where they exist).
+    pub fn name(self) -> &'static str {
+        match self {
+            InputKind::Number => "double",
+            InputKind::Text => "string",
+            InputKind::Category => "category",
+        }
+    }
+}
+
+/// One raw input column of a served model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputColumn {
+    pub name: String,
+    pub kind: InputKind,
+}
+
+/// One row's prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prediction {
+    /// Regression: the value.
+    Value(f64),
+    /// Classification: the most probable label and every class's probability, in class order.
+    Class {
+        label: String,
+        probabilities: Vec<(String, f64)>,
+    },
+}
+
+impl Prediction {
+    /// The JSON of `{"predictions": [...]}`: the value, or the label (a number when the label
+    /// is one, as scikit-learn models answer through MLflow), or with `probabilities`
+    /// `{"label": ..., "probabilities": {"label": p, ...}}`.
+    pub fn to_json(&self, probabilities: bool) -> serde_json::Value {
+        match self {
+            Prediction::Value(v) => serde_json::json!(v),
+            Prediction::Class {
+                label,
+                probabilities: p,
+            } => {
+                let label = label_json(label);
+                if probabilities {
+                    let map: serde_json::Map<String, serde_json::Value> = p
+                        .iter()
+                        .map(|(l, v)| (l.clone(), serde_json::json!(v)))
+                        .collect();
+                    serde_json::json!({"label": label, "probabilities": map})
+                } else {
+                    label
+                }
+            }
+        }
+    }
+}
+
+fn label_json(label: &str) -> serde_json::Value {
+    match label.parse::<i64>() {
+        Ok(n) => n.into(),
+        Err(_) => match label.parse::<f64>() {
+            Ok(v) if v.is_finite() => serde_json::json!(v),
+            _ => label.into(),
+        },
+    }
+}
+
+/// A loaded package: a version of a registered model, or a package directory.
+#[derive(Debug, Clone)]
+pub struct ServedModel {
+    /// The registered model's name, or the package directory.
+    pub name: String,
+    /// The version number, or empty for a directory.
+    pub version: String,
+    pub package: Package,
+    preprocessor: Option<Preprocessor>,
+    labels: Option<Vec<String>>,
+    inputs: Vec<InputColumn>,
+}
+
+impl ServedModel {
+    /// A package as served under `name` and `version`. A package of `kaizen train` takes the
+    /// columns of its preprocessor (`meta.extra["preprocessor"]`); others (forecast packages)
+    /// take their features as numbers.
+    pub fn new(
+        name: impl Into<String>,
+        version: impl Into<String>,
+        package: Package,
+    ) -> Result<Self> {
+        let extra = &package.meta.extra;
+        let preprocessor: Option<Preprocessor> = match extra.get("preprocessor") {
+            Some(raw) if !raw.is_null() => {
+                Some(serde_json::from_value(raw.clone()).map_err(|e| {
+                    ServeError::Package(kaizen_train::TrainError::Inconsistent {
+                        path: package.dir.clone(),
+                        message: format!("its preprocessor cannot be read: {e}"),
+                    })
+                })?)
+            }
+            _ => None,
+        };
+        let labels: Option<Vec<String>> = extra
+            .get("labels")
+            .and_then(|l| serde_json::from_value(l.clone()).ok());
+        let inputs = match &preprocessor {
+            Some(p) => p
+                .columns
+                .iter()
+                .map(|c| InputColumn {
+                    name: c.name.clone(),
+                    kind: match c.encoder {
+                        Encoder::Numeric { .. } => InputKind::Number,
+                        Encoder::OneHot { .. } | Encoder::Ordinal { .. } => InputKind::Category,
+                        Encoder::Tfidf { .. } | Encoder::Hashing { .. } => InputKind::Text,
+                    },
+                })
+                .collect(),
+            None => package
+                .model
+                .features
+                .iter()
+                .map(|f| InputColumn {
+                    name: f.clone(),
+                    kind: InputKind::Number,
+                })
+                .collect(),
+        };
+        Ok(ServedModel {
+            name: name.into(),
+            version: version.into(),
+            package,
+            preprocessor,
+            labels,
+            inputs,
+        })
+    }
+
+    /// The package in `dir`, named by its path.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let package = kaizen_train::read_package(dir)?;
+        ServedModel::new(dir.display().to_string(), "", package)
+    }
+
+    /// Version (or alias) `version_or_alias` of the registered model `name`.
+    pub async fn from_registry(
+        services: &Services,
+        name: &str,
+        version_or_alias: &str,
+    ) -> Result<Self> {
+        let (version, package) =
+            kaizen_train::load_version(services, name, version_or_alias).await?;
+        ServedModel::new(name, version.version.to_string(), package)
+    }
+
+    /// The raw columns a request must carry, in order.
+    pub fn inputs(&self) -> &[InputColumn] {
+        &self.inputs
+    }
+
+    pub fn task(&self) -> Task {
+        self.package.meta.task
+    }
+
+    /// The class labels, class `i` being `labels()[i]` (classification).
+    pub fn labels(&self) -> Vec<String> {
+        let classes = match self.task() {
+            Task::Regression => 0,
+            Task::Binary => 2,
+            Task::Multiclass { classes } => classes,
+        };
+        match &self.labels {
+            Some(l) if l.len() == classes => l.clone(),
+            _ => (0..classes).map(|i| i.to_string()).collect(),
+        }
+    }
+
+    /// `frame` (a table read from a file) in the shape [`ServedModel::score`] takes: the input
+    /// columns only, categories and text as the preprocessing reads them. A missing column or
+    /// text where numbers are expected is refused by name.
+    pub fn conform(&self, frame: &Frame) -> Result<Frame> {
+        let mut columns = Vec::with_capacity(self.inputs.len());
+        for input in &self.inputs {
+            let data = frame.column(&input.name).ok_or_else(|| {
+                ServeError::bad_request(format!(
+                    "missing column `{}`; the model takes: {}",
+                    input.name,
+                    self.input_names()
+                ))
+            })?;
+            let data = match (input.kind, data) {
+                (InputKind::Number, ColumnData::Text(_)) => {
+                    return Err(ServeError::bad_request(format!(
+                        "column `{}` is text; the model takes numbers there",
+                        input.name
+                    )));
+                }
+                (InputKind::Text, ColumnData::Numeric(v)) => ColumnData::Text(
+                    v.iter()
+                        .map(|x| (!x.is_nan()).then(|| x.to_string()))
+                        .collect(),
+                ),
+                (_, d) => d.clone(),
+            };
+            columns.push((input.name.clone(), data));
+        }
+        Ok(Frame::new(columns))
+    }
+
+    /// The input names, for messages.
+    pub fn input_names(&self) -> String {
+        self.inputs
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The feature matrix of `frame`: through the package's preprocessor, or its features taken
+    /// directly.
+    fn features(&self, frame: &Frame) -> Result<Matrix> {
+        if let Some(p) = &self.preprocessor {
+            return p.transform(frame).map_err(ServeError::Scoring);
+        }
+        let mut data = Vec::with_capacity(frame.rows() * self.inputs.len());
+        for f in &self.package.model.features {
+            data.extend_from_slice(frame.numeric(f).map_err(ServeError::Scoring)?);
+        }
+        Ok(Matrix {
+            rows: frame.rows(),
+            names: self.package.model.features.clone(),
+            data,
+        })
+    }
+
+    /// One prediction per row of `frame` (which holds the input columns).
+    pub fn score(&self, frame: &Frame) -> Result<Vec<Prediction>> {
+        if frame.rows() == 0 {
+            return Ok(Vec::new());
+        }
+        let x = self.features(frame)?;
+        let model = &self.package.model;
+        if self.task() == Task::Regression {
+            return Ok(model
+                .predict(&x)
+                .into_iter()
+                .map(Prediction::Value)
+                .collect());
+        }
+        let labels = self.labels();
+        Ok(model
+            .predict_proba(&x)
+            .into_iter()
+            .map(|p| {
+                let best = p
+                    .iter()
+                    .enumerate()
+                    .fold((0, f64::NEG_INFINITY), |best, (k, &v)| {
+                        if v > best.1 { (k, v) } else { best }
+                    })
+                    .0;
+                Prediction::Class {
+                    label: labels
+                        .get(best)
+                        .cloned()
+                        .unwrap_or_else(|| best.to_string()),
+                    probabilities: labels.iter().cloned().zip(p).collect(),
+                }
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,142 @@
+//! `kaizen serve MODEL`: a registered model version (or a package directory) behind MLflow's
+//! scoring protocol, until Ctrl-C; and the model loading `kaizen predict` shares.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use kaizen_serving::{AppState, ServeConfig, ServedModel};
+use kaizen_tracking::Services;
+
+use crate::cli::ServeArgs;
+use crate::settings;
+
+/// A serving error as the domain error the exit codes read.
+fn to_core(e: kaizen_serving::ServeError) -> kaizen_core::Error {
+    match e {
+        kaizen_serving::ServeError::Package(e) => crate::commands::forecast::to_core(e),
+        kaizen_serving::ServeError::Scoring(e) => {
+            let message = e.to_string();
+            kaizen_core::Error::internal(message, e)
+        }
+        e => kaizen_core::Error::invalid(e.to_string()),
+    }
+}
+
+/// `models:/NAME@ALIAS` or `models:/NAME/VERSION` as (name, version or alias).
+fn parse_model_uri(uri: &str) -> Result<(&str, &str), kaizen_core::Error> {
+    let rest = uri.strip_prefix("models:/").unwrap_or_default();
+    let parsed = match rest.rsplit_once('@') {
+        Some((name, alias)) => Some((name, alias)),
+        None => rest.rsplit_once('/'),
+    };
+    match parsed {
+        Some((name, v)) if !name.is_empty() && !v.is_empty() && !name.contains('/') => {
+            Ok((name, v))
+        }
+        _ => Err(kaizen_core::Error::invalid(format!(
+            "`{uri}` is not a model URI; use models:/NAME@ALIAS or models:/NAME/VERSION"
+        ))),
+    }
+}
+
+/// The model named by `spec`: a registry URI read from the store of `tracking_uri` (default:
+/// the local home), or a package directory.
+pub(crate) async fn load_model(
+    spec: &str,
+    tracking_uri: Option<&str>,
+) -> anyhow::Result<ServedModel> {
+    if !spec.starts_with("models:/") {
+        let dir = Path::new(spec);
+        if !dir.is_dir() {
+            return Err(kaizen_core::Error::not_found(format!(
+                "`{spec}` is neither a model URI (models:/NAME@ALIAS, models:/NAME/VERSION) nor \
+                 a package directory"
+            ))
+            .into());
+        }
+        return Ok(ServedModel::from_dir(dir).map_err(to_core)?);
+    }
+    let (name, version) = parse_model_uri(spec)?;
+    let store_uri = match tracking_uri.map(str::trim).filter(|u| !u.is_empty()) {
+        None => settings::default_store_uri(),
+        Some(u) if u.starts_with("sqlite:") || u.starts_with("postgres") => u.to_string(),
+        Some(u) => {
+            return Err(kaizen_core::Error::invalid(format!(
+                "cannot load models from `{u}` yet; use a sqlite:// or postgresql:// store, or \
+                 leave --tracking-uri unset for the local home"
+            ))
+            .into());
+        }
+    };
+    let services = Services::open(&store_uri, &settings::default_artifacts_uri())
+        .await
+        .with_context(|| format!("cannot open the store {store_uri}"))?;
+    Ok(ServedModel::from_registry(&services, name, version)
+        .await
+        .map_err(to_core)?)
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let model = load_model(&args.model, args.tracking_uri.as_deref()).await?;
+    let addr = format!("{}:{}", args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, model = %model.name, version = %model.version, "kaizen serve listening");
+    eprintln!(
+        "kaizen serve listening on http://{local} (model {}{})",
+        model.name,
+        if model.version.is_empty() {
+            String::new()
+        } else {
+            format!(" version {}", model.version)
+        }
+    );
+    let state = AppState {
+        model: Arc::new(model),
+        config: Arc::new(ServeConfig {
+            max_body_bytes: args.max_body_size,
+        }),
+    };
+    kaizen_serving::serve(listener, state, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_model_uri;
+
+    #[test]
+    fn model_uris() {
+        assert_eq!(
+            parse_model_uri("models:/m@champion").unwrap(),
+            ("m", "champion")
+        );
+        assert_eq!(parse_model_uri("models:/m/3").unwrap(), ("m", "3"));
+        for bad in ["models:/m", "models:/@x", "models:/a/b/3", "m/3"] {
+            assert!(parse_model_uri(bad).is_err(), "{bad}");
+        }
+    }
+}

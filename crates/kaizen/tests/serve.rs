@@ -1,0 +1,230 @@
+//! `kaizen serve` and `kaizen predict` end to end: a model trained by `kaizen train` on a table
+//! the test writes, served from the registry, answers every request format as batch scoring
+//! does.
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use support::{Server, ok, ok_json};
+
+/// 300 rows of three numbers and a binary target that depends on them, from a fixed LCG.
+fn write_data(dir: &Path) -> (String, String) {
+    let mut state: u64 = 42;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    };
+    let mut train = String::from("x1,x2,x3,y\n");
+    let mut rows = String::from("x1,x2,x3\n");
+    for i in 0..300 {
+        let (a, b, c) = (next(), next(), next());
+        let y = u8::from(a + 0.5 * b - c + 0.2 * next() > 0.0);
+        train.push_str(&format!("{a:.4},{b:.4},{c:.4},{y}\n"));
+        if i < 6 {
+            rows.push_str(&format!("{a:.4},{b:.4},{c:.4}\n"));
+        }
+    }
+    let data = dir.join("data.csv");
+    let rows_path = dir.join("rows.csv");
+    std::fs::write(&data, train).unwrap();
+    std::fs::write(&rows_path, rows).unwrap();
+    (
+        data.to_str().unwrap().to_string(),
+        rows_path.to_str().unwrap().to_string(),
+    )
+}
+
+/// The rows of `rows.csv` as numbers.
+fn read_rows(path: &str) -> Vec<Vec<f64>> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect()
+}
+
+#[test]
+fn serve_answers_every_format_as_predict_does() {
+    let home = tempfile::tempdir().unwrap();
+    let (data, rows_path) = write_data(home.path());
+    let summary = ok_json(
+        home.path(),
+        &[
+            "train",
+            "--data",
+            &data,
+            "--target",
+            "y",
+            "--model",
+            "demo",
+            "--set",
+            "iterations=30",
+            "--json",
+        ],
+    );
+    assert_eq!(summary["task"], "binary", "{summary}");
+    assert_eq!(summary["champion_version"], "1", "{summary}");
+
+    // Batch scoring.
+    let out = home.path().join("out.csv");
+    let out_path = out.to_str().unwrap();
+    let predicted = ok_json(
+        home.path(),
+        &[
+            "predict",
+            "--model",
+            "models:/demo@champion",
+            "--input",
+            &rows_path,
+            "--output",
+            out_path,
+            "--json",
+        ],
+    );
+    assert_eq!(predicted["rows"], 6);
+    assert_eq!(predicted["version"], "1");
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("prediction,probability_0,probability_1"));
+    let expected: Vec<(String, f64, f64)> = lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[0].to_string(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(expected.len(), 6);
+    let labels: Vec<Value> = expected
+        .iter()
+        .map(|(l, _, _)| json!(l.parse::<i64>().unwrap()))
+        .collect();
+
+    let server = Server::spawn(
+        home.path(),
+        &[
+            "serve",
+            "models:/demo@champion",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ],
+    );
+    let rows = read_rows(&rows_path);
+    let columns = ["x1", "x2", "x3"];
+    let records: Vec<Value> = rows
+        .iter()
+        .map(|r| json!({"x1": r[0], "x2": r[1], "x3": r[2]}))
+        .collect();
+    let invoke = |path: &str, body: Value| {
+        let (status, v) = server.call("POST", path, &body.to_string());
+        assert_eq!(status, 200, "{body}: {v}");
+        v
+    };
+
+    // Labels in every format.
+    let formats = [
+        json!({"dataframe_split": {"columns": columns, "data": rows}}),
+        json!({"dataframe_records": records}),
+        json!({"instances": records}),
+        json!({"instances": rows}),
+        json!({"inputs": {"x1": rows.iter().map(|r| r[0]).collect::<Vec<_>>(),
+                          "x2": rows.iter().map(|r| r[1]).collect::<Vec<_>>(),
+                          "x3": rows.iter().map(|r| r[2]).collect::<Vec<_>>()}}),
+    ];
+    for body in formats {
+        let v = invoke("/invocations", body.clone());
+        assert_eq!(v["predictions"], json!(labels), "{body}");
+    }
+    let rows_csv = std::fs::read_to_string(&rows_path).unwrap();
+    let (status, v) = server.call_as("POST", "/invocations", "text/csv", &rows_csv);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["predictions"], json!(labels));
+
+    // Probabilities, asked by the query or by params, are those of `kaizen predict`.
+    let split = json!({"dataframe_split": {"columns": columns, "data": rows}});
+    let mut with_params = split.clone();
+    with_params["params"] = json!({"probabilities": true});
+    for v in [
+        invoke("/invocations?probabilities=true", split),
+        invoke("/invocations", with_params),
+    ] {
+        let predictions = v["predictions"].as_array().unwrap();
+        for (p, (label, p0, p1)) in predictions.iter().zip(&expected) {
+            assert_eq!(p["label"].to_string(), *label, "{p}");
+            let got0 = p["probabilities"]["0"].as_f64().unwrap();
+            let got1 = p["probabilities"]["1"].as_f64().unwrap();
+            assert!(
+                (got0 - p0).abs() < 1e-12 && (got1 - p1).abs() < 1e-12,
+                "{p}"
+            );
+        }
+    }
+
+    // Refused requests name what is wrong.
+    let (status, v) = server.call(
+        "POST",
+        "/invocations",
+        &json!({"dataframe_records": [{"x1": 0.1, "x3": 0.2}]}).to_string(),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error_code"], "BAD_REQUEST");
+    assert!(v["message"].as_str().unwrap().contains("`x2`"), "{v}");
+    let (status, v) = server.call("POST", "/invocations", "{\"instances\": [");
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error_code"], "BAD_REQUEST");
+    let (status, v) = server.call(
+        "POST",
+        "/invocations",
+        &json!({"instances": [{"x1": "high", "x2": 0, "x3": 0}]}).to_string(),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("column `x1`, row 1"),
+        "{v}"
+    );
+
+    // The other routes.
+    let (status, v) = server.call("GET", "/ping", "");
+    assert_eq!((status, v), (200, json!("")));
+    let (status, v) = server.call("GET", "/health", "");
+    assert_eq!(status, 200);
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["model"], "demo");
+    assert_eq!(v["version"], "1");
+    let (status, v) = server.call("GET", "/version", "");
+    assert_eq!((status, v), (200, json!(env!("CARGO_PKG_VERSION"))));
+}
+
+#[test]
+fn predict_and_serve_refuse_unknown_models() {
+    let home = tempfile::tempdir().unwrap();
+    let out = support::kaizen(home.path(), &["serve", "models:/nothing"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("models:/NAME@ALIAS"), "{}", out.stderr);
+    let out = support::kaizen(
+        home.path(),
+        &[
+            "predict",
+            "--model",
+            "no/such/dir",
+            "--input",
+            "x.csv",
+            "--output",
+            "y.csv",
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let _ = ok(home.path(), &["--help"]);
+}
