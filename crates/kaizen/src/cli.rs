@@ -69,6 +69,9 @@ pub enum Command {
     Forecast(ForecastArgs),
     /// Train a model on a table: split, preprocess, search, evaluate, register, gate.
     Train(TrainArgs),
+    /// Events (runs ended, versions registered, aliases moved, ...): tail, dispatch.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Serve a model over HTTP with MLflow's scoring protocol (`POST /invocations`).
     Serve(ServeArgs),
     /// Score a table (CSV or Parquet) with a model into a CSV file.
@@ -143,6 +146,10 @@ pub struct DriftArgs {
     /// The data set drifts when at least this share of its columns drift.
     #[arg(long, default_value_t = 0.5)]
     pub share_threshold: f64,
+    /// When the data set drifted, append a `drift.detected` event to the local home's event
+    /// log (delivered to the subscribers of events.toml).
+    #[arg(long)]
+    pub notify: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -324,6 +331,9 @@ pub struct ServerArgs {
     /// The largest JSON request body accepted, in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub max_body_size: usize,
+    /// Event subscribers to deliver to (default: events.toml in the home, when it exists).
+    #[arg(long, value_name = "FILE", env = "KAIZEN_EVENTS")]
+    pub events: Option<std::path::PathBuf>,
     /// A pipeline project directory that `POST /api/pipelines/{name}/runs` can start;
     /// repeatable (the environment variable takes a colon-separated list).
     #[arg(
@@ -608,4 +618,39 @@ pub struct PredictArgs {
     /// Print a JSON summary instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print the latest events, oldest first; `--follow` keeps printing new ones.
+    Tail(EventsTailArgs),
+    /// Deliver events to the subscribers of an events file, in the foreground (`kaizen server`
+    /// does it too when the file exists).
+    Dispatch(EventsDispatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EventsTailArgs {
+    /// How many of the latest events to print.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub lines: i64,
+    /// Only events of this kind (repeat for several).
+    #[arg(long = "kind", value_name = "KIND")]
+    pub kinds: Vec<String>,
+    /// Keep printing new events until interrupted.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsDispatchArgs {
+    /// The subscribers (default: events.toml in the home).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// Deliver what is pending and exit.
+    #[arg(long)]
+    pub once: bool,
 }

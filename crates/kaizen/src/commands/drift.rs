@@ -10,7 +10,7 @@ use kaizen_drift::{DriftError, DriftOptions, Test};
 
 use crate::cli::DriftArgs;
 
-pub fn run(args: DriftArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: DriftArgs) -> anyhow::Result<ExitCode> {
     let mut tests = BTreeMap::new();
     for spec in &args.tests {
         let (column, test) = spec.split_once('=').ok_or_else(|| {
@@ -56,6 +56,33 @@ pub fn run(args: DriftArgs) -> anyhow::Result<ExitCode> {
         );
         std::fs::write(path, report.to_html(&title))
             .with_context(|| format!("cannot write the HTML report to {}", path.display()))?;
+    }
+    if args.notify && report.dataset.drifted {
+        let services = kaizen_tracking::Services::open(
+            &crate::settings::default_store_uri(),
+            &crate::settings::default_artifacts_uri(),
+        )
+        .await
+        .context("cannot open the local home to record the drift event")?;
+        let drifted: Vec<&str> = report
+            .columns
+            .iter()
+            .filter(|c| c.drifted)
+            .map(|c| c.column.as_str())
+            .collect();
+        kaizen_tracking::emit(
+            services.store.as_ref(),
+            kaizen_core::events::DRIFT_DETECTED,
+            &args.current.display().to_string(),
+            serde_json::json!({
+                "reference": args.reference.display().to_string(),
+                "current": args.current.display().to_string(),
+                "drifted_columns": drifted,
+                "share": report.dataset.share,
+                "columns": report.dataset.columns,
+            }),
+        )
+        .await;
     }
     if args.json {
         crate::printer::json(&report.to_json());

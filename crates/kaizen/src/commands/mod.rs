@@ -3,6 +3,7 @@
 
 mod datasets;
 mod drift;
+mod events;
 mod experiments;
 pub(crate) mod forecast;
 mod lineage;
@@ -32,12 +33,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Runs(cmd) => runs::run(cmd).await,
             Command::Models(cmd) => models::run(cmd).await,
             Command::Pipeline(cmd) => pipeline::run(cmd).await,
-            Command::Drift(args) => drift::run(args),
+            Command::Drift(args) => drift::run(args).await,
             Command::Datasets(cmd) => datasets::run(cmd).await,
             Command::Sql(args) => sql::run(args).await,
             Command::Lineage(args) => lineage::run(args).await,
             Command::Forecast(args) => forecast::run(args).await,
             Command::Train(args) => train::run(args).await,
+            Command::Events(cmd) => events::run(cmd).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Predict(args) => predict::run(args).await,
         }

@@ -52,6 +52,30 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
+    let events_file = args
+        .events
+        .clone()
+        .or_else(|| Some(settings::home().join("events.toml")).filter(|p| p.exists()));
+    let (stop_events, events_stopped) = tokio::sync::oneshot::channel::<()>();
+    let dispatcher = match events_file {
+        Some(path) => {
+            let config = kaizen_notify::Config::load(&path)?;
+            eprintln!(
+                "events: {} subscriber(s) from {}",
+                config.subscribers.len(),
+                path.display()
+            );
+            let dispatcher = kaizen_notify::Dispatcher::new(services.store.clone(), config);
+            Some(tokio::spawn(async move {
+                dispatcher
+                    .run(async move {
+                        let _ = events_stopped.await;
+                    })
+                    .await
+            }))
+        }
+        None => None,
+    };
     let state = AppState {
         services,
         config: Arc::new(ServerConfig {
@@ -61,6 +85,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         }),
     };
     kaizen_server::serve(listener, state, shutdown_signal()).await?;
+    let _ = stop_events.send(());
+    if let Some(d) = dispatcher {
+        let _ = d.await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
