@@ -13,7 +13,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
 use crate::error::{Result, ServeError};
+use crate::log::{InferenceLog, InferenceRecord};
 use crate::model::ServedModel;
 use crate::parse;
 
@@ -37,6 +41,118 @@ impl Default for ServeConfig {
 pub struct AppState {
     pub model: Arc<ServedModel>,
     pub config: Arc<ServeConfig>,
+    /// Where every request is logged; `None` logs nothing.
+    pub log: Option<InferenceLog>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn new(model: ServedModel, config: ServeConfig, log: Option<InferenceLog>) -> AppState {
+        AppState {
+            model: Arc::new(model),
+            config: Arc::new(config),
+            log,
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+}
+
+/// Latency histogram buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Request counters and a latency histogram for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests_ok: AtomicU64,
+    requests_client_error: AtomicU64,
+    requests_server_error: AtomicU64,
+    rows: AtomicU64,
+    buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    /// Microseconds, summed.
+    latency_sum_us: AtomicU64,
+}
+
+impl Metrics {
+    fn observe(&self, status: StatusCode, rows: u64, seconds: f64) {
+        let counter = if status.is_success() {
+            &self.requests_ok
+        } else if status.is_client_error() {
+            &self.requests_client_error
+        } else {
+            &self.requests_server_error
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.rows.fetch_add(rows, Ordering::Relaxed);
+        for (bucket, bound) in self.buckets.iter().zip(BUCKETS) {
+            if seconds <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition, labelled with the model, version and variant.
+    fn render(&self, labels: &str, log: Option<&InferenceLog>) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::new();
+        out.push_str("# HELP kaizen_requests_total Scoring requests by outcome.\n# TYPE kaizen_requests_total counter\n");
+        for (outcome, c) in [
+            ("ok", &self.requests_ok),
+            ("client_error", &self.requests_client_error),
+            ("server_error", &self.requests_server_error),
+        ] {
+            out.push_str(&format!(
+                "kaizen_requests_total{{{labels},outcome=\"{outcome}\"}} {}\n",
+                get(c)
+            ));
+        }
+        out.push_str("# HELP kaizen_rows_scored_total Rows scored.\n# TYPE kaizen_rows_scored_total counter\n");
+        out.push_str(&format!(
+            "kaizen_rows_scored_total{{{labels}}} {}\n",
+            get(&self.rows)
+        ));
+        out.push_str("# HELP kaizen_request_duration_seconds Time to answer a scoring request.\n# TYPE kaizen_request_duration_seconds histogram\n");
+        for (bucket, bound) in self.buckets.iter().zip(BUCKETS) {
+            out.push_str(&format!(
+                "kaizen_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}\n",
+                get(bucket)
+            ));
+        }
+        let count = get(&self.latency_count);
+        out.push_str(&format!(
+            "kaizen_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}\n"
+        ));
+        out.push_str(&format!(
+            "kaizen_request_duration_seconds_sum{{{labels}}} {}\n",
+            get(&self.latency_sum_us) as f64 / 1e6
+        ));
+        out.push_str(&format!(
+            "kaizen_request_duration_seconds_count{{{labels}}} {count}\n"
+        ));
+        if let Some(log) = log {
+            out.push_str("# HELP kaizen_inference_log_queue_depth Records waiting to be written to the inference log.\n# TYPE kaizen_inference_log_queue_depth gauge\n");
+            out.push_str(&format!(
+                "kaizen_inference_log_queue_depth {}\n",
+                log.stats.depth()
+            ));
+            out.push_str("# HELP kaizen_inference_log_dropped_total Records dropped because the queue was full.\n# TYPE kaizen_inference_log_dropped_total counter\n");
+            out.push_str(&format!(
+                "kaizen_inference_log_dropped_total {}\n",
+                get(&log.stats.dropped)
+            ));
+            out.push_str("# HELP kaizen_inference_log_written_total Records written to the inference log.\n# TYPE kaizen_inference_log_written_total counter\n");
+            out.push_str(&format!(
+                "kaizen_inference_log_written_total {}\n",
+                get(&log.stats.written)
+            ));
+        }
+        out
+    }
 }
 
 const REQUEST_ID: &str = "x-request-id";
@@ -49,6 +165,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ping", get(|| async { StatusCode::OK }))
         .route("/health", get(health))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         // The one stack every route goes through; authentication goes here.
         .layer(DefaultBodyLimit::max(limit))
@@ -132,12 +249,100 @@ fn query_probabilities(query: Option<&str>) -> bool {
     })
 }
 
+async fn metrics(State(state): State<AppState>) -> Response {
+    let labels = format!(
+        "model=\"{}\",version=\"{}\",variant=\"default\"",
+        state.model.name.replace('"', "'"),
+        state.model.version.replace('"', "'")
+    );
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(&labels, state.log.as_ref()),
+    )
+        .into_response()
+}
+
+/// Scores the request, then counts it and logs it (request id, inputs, outputs, latency,
+/// status) whatever the outcome.
 async fn invocations(
     State(state): State<AppState>,
     headers: HeaderMap,
+    query: RawQuery,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let timestamp = kaizen_core::now_millis();
+    let request_id = headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let raw = body.as_ref().ok().cloned();
+    let outcome = score_request(state.clone(), headers, query, body).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let (status, rows, inputs, outputs, response) = match outcome {
+        Ok((inputs, rows, predictions)) => {
+            let outputs = Value::Array(predictions);
+            let body = json!({"predictions": outputs});
+            (
+                StatusCode::OK,
+                rows,
+                inputs,
+                outputs.to_string(),
+                Json(body).into_response(),
+            )
+        }
+        Err(e) => {
+            let (status, _) = e.status();
+            let inputs = raw
+                .map(|b| String::from_utf8_lossy(&b[..b.len().min(65_536)]).into_owned())
+                .unwrap_or_default();
+            (status, 0, inputs, e.to_string(), e.into_response())
+        }
+    };
+    state.metrics.observe(status, rows, seconds);
+    if let Some(log) = &state.log {
+        log.record(InferenceRecord {
+            request_id,
+            timestamp,
+            model: state.model.name.clone(),
+            version: state.model.version.clone(),
+            variant: "default".into(),
+            inputs,
+            outputs,
+            rows,
+            latency_ms: seconds * 1000.0,
+            status: status.as_u16(),
+        });
+    }
+    response
+}
+
+/// The input columns as one JSON object, NaN as null.
+fn frame_json(frame: &kaizen_ml::Frame) -> String {
+    let mut object = serde_json::Map::new();
+    for (name, column) in frame.names.iter().zip(&frame.columns) {
+        let values: Vec<Value> = match column {
+            kaizen_ml::ColumnData::Numeric(v) => v
+                .iter()
+                .map(|x| serde_json::Number::from_f64(*x).map_or(Value::Null, Value::Number))
+                .collect(),
+            kaizen_ml::ColumnData::Text(v) => v
+                .iter()
+                .map(|x| x.clone().map_or(Value::Null, Value::String))
+                .collect(),
+        };
+        object.insert(name.clone(), Value::Array(values));
+    }
+    Value::Object(object).to_string()
+}
+
+async fn score_request(
+    state: AppState,
+    headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: std::result::Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>> {
+) -> Result<(String, u64, Vec<Value>)> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ServeError::TooLarge {
@@ -159,7 +364,7 @@ async fn invocations(
         .to_ascii_lowercase();
     let model = state.model.clone();
     let mut probabilities = query_probabilities(query.as_deref());
-    let (predictions, with_probabilities) = tokio::task::spawn_blocking(move || {
+    let (predictions, with_probabilities, inputs, rows) = tokio::task::spawn_blocking(move || {
         let frame = match media.as_str() {
             "text/csv" => parse::parse_csv(&body, model.inputs())?,
             "application/json" | "" => {
@@ -169,7 +374,13 @@ async fn invocations(
             }
             other => return Err(ServeError::UnsupportedMediaType(other.to_string())),
         };
-        Ok((model.score(&frame)?, probabilities))
+        let predictions = model.score(&frame)?;
+        Ok((
+            predictions,
+            probabilities,
+            frame_json(&frame),
+            frame.rows() as u64,
+        ))
     })
     .await
     .map_err(|e| {
@@ -181,7 +392,7 @@ async fn invocations(
         .iter()
         .map(|p| p.to_json(with_probabilities))
         .collect();
-    Ok(Json(json!({"predictions": predictions})))
+    Ok((inputs, rows, predictions))
 }
 
 #[cfg(test)]
@@ -209,10 +420,11 @@ mod tests {
             &x,
         )
         .unwrap();
-        AppState {
-            model: Arc::new(ServedModel::from_dir(dir).unwrap()),
-            config: Arc::new(ServeConfig { max_body_bytes }),
-        }
+        AppState::new(
+            ServedModel::from_dir(dir).unwrap(),
+            ServeConfig { max_body_bytes },
+            None,
+        )
     }
 
     async fn call(

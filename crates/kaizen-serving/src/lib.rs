@@ -11,9 +11,11 @@
 
 pub mod app;
 pub mod error;
+pub mod log;
 pub mod model;
 pub mod parse;
 
-pub use app::{AppState, ServeConfig, app, serve};
+pub use app::{AppState, Metrics, ServeConfig, app, serve};
 pub use error::{Result, ServeError};
+pub use log::{InferenceLog, InferenceRecord, LogWriter};
 pub use model::{InputColumn, InputKind, Prediction, ServedModel};

@@ -598,6 +598,12 @@ pub struct ServeArgs {
     /// The largest request body accepted, in bytes (larger: 413).
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_body_size: usize,
+    /// Do not log requests to the inference log ($KAIZEN_HOME/inference_log).
+    #[arg(long)]
+    pub no_log: bool,
+    /// Records the inference log queues before it drops (and counts) them.
+    #[arg(long, default_value_t = 100_000)]
+    pub log_queue: usize,
 }
 
 #[derive(Debug, Args)]

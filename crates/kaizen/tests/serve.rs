@@ -228,3 +228,118 @@ fn predict_and_serve_refuse_unknown_models() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     let _ = ok(home.path(), &["--help"]);
 }
+
+/// POSTs `body` to `url` + `/invocations` with a request id; answers the status.
+fn post_invocation(url: &str, request_id: &str, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let authority = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect");
+    write!(
+        stream,
+        "POST /invocations HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+         X-Request-Id: {request_id}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Under 10,000 requests from 8 clients, every request (answered or refused) appears exactly
+/// once in `inference_log`, which `kaizen sql` reads; `/metrics` counts them.
+#[test]
+fn every_request_is_logged_exactly_once() {
+    let home = tempfile::tempdir().unwrap();
+    let (data, _) = write_data(home.path());
+    ok(
+        home.path(),
+        &[
+            "train", "--data", &data, "--target", "y", "--model", "demo", "--json",
+        ],
+    );
+    let server = Server::spawn(
+        home.path(),
+        &[
+            "serve",
+            "models:/demo@champion",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ],
+    );
+    let url = server.url.clone();
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut statuses = Vec::new();
+                for i in 0..1250 {
+                    // One request in 50 is malformed: refused, and logged too.
+                    let body = if i % 50 == 0 {
+                        r#"{"dataframe_records": [{"x1": 1}]}"#.to_string()
+                    } else {
+                        format!(
+                            r#"{{"dataframe_records": [{{"x1": {i}, "x2": 0.5, "x3": -0.5}}]}}"#
+                        )
+                    };
+                    statuses.push(post_invocation(&url, &format!("c{c}-{i}"), &body));
+                }
+                statuses
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert_eq!(statuses.len(), 10_000);
+    assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 200);
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 9_800);
+
+    // The writer is asynchronous: wait until /metrics says everything is written.
+    let start = std::time::Instant::now();
+    loop {
+        let (_, metrics) = server.call("GET", "/metrics", "");
+        let text = metrics.as_str().unwrap_or_default().to_string();
+        if text.contains("kaizen_inference_log_written_total 10000") {
+            assert!(
+                text.contains("kaizen_inference_log_dropped_total 0"),
+                "{text}"
+            );
+            assert!(text.contains("outcome=\"client_error\"} 200"), "{text}");
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 30, "not all written: {text}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let counts = ok_json(
+        home.path(),
+        &[
+            "sql",
+            "SELECT COUNT(*) AS n, COUNT(DISTINCT request_id) AS ids, SUM(CASE WHEN status = 400 THEN 1 ELSE 0 END) AS refused FROM inference_log",
+            "--json",
+        ],
+    );
+    assert_eq!(counts[0]["n"], 10_000, "{counts}");
+    assert_eq!(counts[0]["ids"], 10_000, "{counts}");
+    assert_eq!(counts[0]["refused"], 200, "{counts}");
+    let one = ok_json(
+        home.path(),
+        &[
+            "sql",
+            "SELECT model, version, variant, inputs, rows FROM inference_log WHERE request_id = 'c3-7'",
+            "--json",
+        ],
+    );
+    assert_eq!(one[0]["model"], "demo");
+    assert_eq!(one[0]["version"], "1");
+    assert_eq!(one[0]["rows"], 1);
+    let inputs: Value = serde_json::from_str(one[0]["inputs"].as_str().unwrap()).unwrap();
+    assert_eq!(inputs["x1"], json!([7.0]));
+}

@@ -3,10 +3,9 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
-use kaizen_serving::{AppState, ServeConfig, ServedModel};
+use kaizen_serving::{AppState, InferenceLog, ServeConfig, ServedModel};
 use kaizen_tracking::Services;
 
 use crate::cli::ServeArgs;
@@ -95,13 +94,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             format!(" version {}", model.version)
         }
     );
-    let state = AppState {
-        model: Arc::new(model),
-        config: Arc::new(ServeConfig {
-            max_body_bytes: args.max_body_size,
-        }),
+    let log_dir = settings::home().join("inference_log");
+    let (log, writer) = if args.no_log {
+        (None, None)
+    } else {
+        let (log, writer) = InferenceLog::open(&log_dir, args.log_queue)
+            .with_context(|| format!("cannot open the inference log in {}", log_dir.display()))?;
+        eprintln!("inference log: {}", log.path.display());
+        (Some(log), Some(writer))
     };
+    let state = AppState::new(
+        model,
+        ServeConfig {
+            max_body_bytes: args.max_body_size,
+        },
+        log,
+    );
     kaizen_serving::serve(listener, state, shutdown_signal()).await?;
+    // The server (and with it every sender) is gone: the writer drains what is queued.
+    if let Some(writer) = writer {
+        tokio::task::spawn_blocking(move || writer.join()).await?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -11,12 +11,42 @@ use super::datasets::{open_local, parse_name_version, resolve};
 use crate::cli::SqlArgs;
 use crate::printer;
 
+/// The table of every request `kaizen serve` answered: the JSON-lines segments of the home's
+/// inference log, read as one table.
+const INFERENCE_LOG: &str = "inference_log";
+
+fn inference_log_table() -> anyhow::Result<FileTable> {
+    let dir = crate::settings::home().join(INFERENCE_LOG);
+    let has_segment = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries.flatten().any(|e| {
+                e.path().extension().is_some_and(|x| x == "jsonl")
+                    && e.metadata().is_ok_and(|m| m.len() > 0)
+            })
+        })
+        .unwrap_or(false);
+    if !has_segment {
+        return Err(Error::not_found(format!(
+            "the inference log is empty ({}): `kaizen serve` logs every request there",
+            dir.display()
+        ))
+        .into());
+    }
+    let mut location = dir.display().to_string();
+    location.push('/');
+    Ok(FileTable::new(INFERENCE_LOG, location, Format::JsonLines))
+}
+
 pub async fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
     let query = quote_versioned_names(&args.query);
     let references = kaizen_data::table_references(&query).map_err(data_error)?;
     let services = open_local(&args.tracking, "sql").await?;
     let mut tables = Vec::with_capacity(references.len());
     for reference in references {
+        if reference == INFERENCE_LOG {
+            tables.push(inference_log_table()?);
+            continue;
+        }
         let (name, version) = parse_name_version(&reference)?;
         let dataset = resolve(&services, &name, version).await?;
         let artifact =
