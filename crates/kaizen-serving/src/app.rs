@@ -36,10 +36,31 @@ impl Default for ServeConfig {
     }
 }
 
+/// The model being served, swapped atomically when a new version takes over: a request takes
+/// the current model once and finishes on it, so a swap never fails a request in flight.
+#[derive(Debug)]
+pub struct ModelSlot(std::sync::RwLock<Arc<ServedModel>>);
+
+impl ModelSlot {
+    pub fn new(model: ServedModel) -> ModelSlot {
+        ModelSlot(std::sync::RwLock::new(Arc::new(model)))
+    }
+
+    pub fn current(&self) -> Arc<ServedModel> {
+        Arc::clone(&self.0.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Puts `model` in place and answers the one it replaced.
+    pub fn swap(&self, model: ServedModel) -> Arc<ServedModel> {
+        let mut slot = self.0.write().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *slot, Arc::new(model))
+    }
+}
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub model: Arc<ServedModel>,
+    pub model: Arc<ModelSlot>,
     pub config: Arc<ServeConfig>,
     /// Where every request is logged; `None` logs nothing.
     pub log: Option<InferenceLog>,
@@ -49,7 +70,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(model: ServedModel, config: ServeConfig, log: Option<InferenceLog>) -> AppState {
         AppState {
-            model: Arc::new(model),
+            model: Arc::new(ModelSlot::new(model)),
             config: Arc::new(config),
             log,
             metrics: Arc::new(Metrics::default()),
@@ -224,17 +245,17 @@ async fn not_found() -> Response {
 }
 
 async fn health(State(state): State<AppState>) -> Json<Value> {
-    let inputs: Vec<Value> = state
-        .model
+    let model = state.model.current();
+    let inputs: Vec<Value> = model
         .inputs()
         .iter()
         .map(|c| json!({"name": c.name, "type": c.kind.name()}))
         .collect();
     Json(json!({
         "status": "ok",
-        "model": state.model.name,
-        "version": state.model.version,
-        "task": kaizen_train::tabular::task_name(state.model.task()),
+        "model": model.name,
+        "version": model.version,
+        "task": kaizen_train::tabular::task_name(model.task()),
         "inputs": inputs,
     }))
 }
@@ -250,10 +271,11 @@ fn query_probabilities(query: Option<&str>) -> bool {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    let model = state.model.current();
     let labels = format!(
         "model=\"{}\",version=\"{}\",variant=\"default\"",
-        state.model.name.replace('"', "'"),
-        state.model.version.replace('"', "'")
+        model.name.replace('"', "'"),
+        model.version.replace('"', "'")
     );
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -278,7 +300,8 @@ async fn invocations(
         .unwrap_or_default()
         .to_string();
     let raw = body.as_ref().ok().cloned();
-    let outcome = score_request(state.clone(), headers, query, body).await;
+    let model = state.model.current();
+    let outcome = score_request(state.clone(), Arc::clone(&model), headers, query, body).await;
     let seconds = started.elapsed().as_secs_f64();
     let (status, rows, inputs, outputs, response) = match outcome {
         Ok((inputs, rows, predictions)) => {
@@ -305,8 +328,8 @@ async fn invocations(
         log.record(InferenceRecord {
             request_id,
             timestamp,
-            model: state.model.name.clone(),
-            version: state.model.version.clone(),
+            model: model.name.clone(),
+            version: model.version.clone(),
             variant: "default".into(),
             inputs,
             outputs,
@@ -339,6 +362,7 @@ fn frame_json(frame: &kaizen_ml::Frame) -> String {
 
 async fn score_request(
     state: AppState,
+    model: Arc<ServedModel>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: std::result::Result<Bytes, BytesRejection>,
@@ -362,7 +386,6 @@ async fn score_request(
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    let model = state.model.clone();
     let mut probabilities = query_probabilities(query.as_deref());
     let (predictions, with_probabilities, inputs, rows) = tokio::task::spawn_blocking(move || {
         let frame = match media.as_str() {

@@ -15,7 +15,7 @@ pub mod log;
 pub mod model;
 pub mod parse;
 
-pub use app::{AppState, Metrics, ServeConfig, app, serve};
+pub use app::{AppState, Metrics, ModelSlot, ServeConfig, app, serve};
 pub use error::{Result, ServeError};
 pub use log::{InferenceLog, InferenceRecord, LogWriter};
 pub use model::{InputColumn, InputKind, Prediction, ServedModel};

@@ -604,6 +604,9 @@ pub struct ServeArgs {
     /// Records the inference log queues before it drops (and counts) them.
     #[arg(long, default_value_t = 100_000)]
     pub log_queue: usize,
+    /// How often to check whether the alias of `models:/NAME@ALIAS` moved, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub poll_ms: u64,
 }
 
 #[derive(Debug, Args)]

@@ -343,3 +343,111 @@ fn every_request_is_logged_exactly_once() {
     let inputs: Value = serde_json::from_str(one[0]["inputs"].as_str().unwrap()).unwrap();
     assert_eq!(inputs["x1"], json!([7.0]));
 }
+
+/// Moving the alias under load: the server picks up the new version, and not one request fails.
+#[test]
+fn an_alias_move_under_load_fails_no_request() {
+    let home = tempfile::tempdir().unwrap();
+    let (data, _) = write_data(home.path());
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            data.as_str(),
+            "--target",
+            "y",
+            "--model",
+            "demo",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        ok(home.path(), &args);
+    };
+    train(&[]);
+    // A second version that does not take the alias by itself.
+    train(&["--no-gate", "--set", "iterations=20"]);
+    let server = Server::spawn(
+        home.path(),
+        &[
+            "serve",
+            "models:/demo@champion",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--poll-ms",
+            "100",
+        ],
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let url = server.url.clone();
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut statuses = Vec::new();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let body = r#"{"dataframe_split": {"columns": ["x1", "x2", "x3"], "data": [[0.1, 0.2, 0.3]]}}"#;
+                    statuses.push(post_invocation(&url, &format!("c{c}-{i}"), body));
+                    i += 1;
+                }
+                statuses
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    ok(
+        home.path(),
+        &[
+            "models",
+            "alias",
+            "demo",
+            "champion",
+            "2",
+            "--reason",
+            "swap test",
+        ],
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let (_, health) = server.call("GET", "/health", "");
+        if health["version"] == "2" {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 20, "still serving {health}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses: Vec<u16> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(statuses.len() > 50, "{} requests", statuses.len());
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "failed requests during the swap"
+    );
+    drop(server);
+    let versions = ok_json(
+        home.path(),
+        &[
+            "sql",
+            "SELECT version, COUNT(*) AS n FROM inference_log GROUP BY version ORDER BY version",
+            "--json",
+        ],
+    );
+    let seen: Vec<&str> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(seen, ["1", "2"], "{versions}");
+    let events = ok(
+        home.path(),
+        &["events", "tail", "--kind", "deployment.changed", "--json"],
+    );
+    assert!(events.contains("\"previous_version\":\"1\""), "{events}");
+}

@@ -5,7 +5,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use kaizen_serving::{AppState, InferenceLog, ServeConfig, ServedModel};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kaizen_serving::{AppState, InferenceLog, ModelSlot, ServeConfig, ServedModel};
 use kaizen_tracking::Services;
 
 use crate::cli::ServeArgs;
@@ -58,6 +61,14 @@ pub(crate) async fn load_model(
         return Ok(ServedModel::from_dir(dir).map_err(to_core)?);
     }
     let (name, version) = parse_model_uri(spec)?;
+    let services = open_services(tracking_uri).await?;
+    Ok(ServedModel::from_registry(&services, name, version)
+        .await
+        .map_err(to_core)?)
+}
+
+/// The services of `tracking_uri`'s store (default: the local home).
+async fn open_services(tracking_uri: Option<&str>) -> anyhow::Result<Services> {
     let store_uri = match tracking_uri.map(str::trim).filter(|u| !u.is_empty()) {
         None => settings::default_store_uri(),
         Some(u) if u.starts_with("sqlite:") || u.starts_with("postgres") => u.to_string(),
@@ -69,12 +80,59 @@ pub(crate) async fn load_model(
             .into());
         }
     };
-    let services = Services::open(&store_uri, &settings::default_artifacts_uri())
+    Services::open(&store_uri, &settings::default_artifacts_uri())
         .await
-        .with_context(|| format!("cannot open the store {store_uri}"))?;
-    Ok(ServedModel::from_registry(&services, name, version)
-        .await
-        .map_err(to_core)?)
+        .with_context(|| format!("cannot open the store {store_uri}"))
+}
+
+/// Follows `models:/NAME@ALIAS`: when the alias moves, loads the new version off the request
+/// path and swaps it in; requests in flight finish on the version they started with.
+fn follow_alias(
+    services: Services,
+    name: String,
+    alias: String,
+    slot: Arc<ModelSlot>,
+    every: Duration,
+) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let holder = match services.registry.get_version_by_alias(&name, &alias).await {
+                Ok(v) => v.version.to_string(),
+                Err(e) => {
+                    tracing::warn!(model = %name, alias = %alias, error = %e, "cannot read the alias; serving on");
+                    continue;
+                }
+            };
+            let serving = slot.current().version.clone();
+            if holder == serving {
+                continue;
+            }
+            match ServedModel::from_registry(&services, &name, &holder).await {
+                Ok(model) => {
+                    slot.swap(model);
+                    eprintln!("{name}@{alias} moved: now serving version {holder} (was {serving})");
+                    kaizen_tracking::emit(
+                        services.store.as_ref(),
+                        kaizen_core::events::DEPLOYMENT_CHANGED,
+                        &format!("models:/{name}@{alias}"),
+                        serde_json::json!({
+                            "name": name,
+                            "alias": alias,
+                            "version": holder,
+                            "previous_version": serving,
+                        }),
+                    )
+                    .await;
+                }
+                Err(e) => {
+                    tracing::error!(model = %name, version = %holder, error = %e, "cannot load the new version; serving the old one");
+                }
+            }
+        }
+    });
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -110,6 +168,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         },
         log,
     );
+    if let Some(rest) = args.model.strip_prefix("models:/")
+        && let Some((name, alias)) = rest.rsplit_once('@')
+    {
+        let services = open_services(args.tracking_uri.as_deref()).await?;
+        follow_alias(
+            services,
+            name.to_string(),
+            alias.to_string(),
+            Arc::clone(&state.model),
+            Duration::from_millis(args.poll_ms.max(50)),
+        );
+    }
     kaizen_serving::serve(listener, state, shutdown_signal()).await?;
     // The server (and with it every sender) is gone: the writer drains what is queued.
     if let Some(writer) = writer {
