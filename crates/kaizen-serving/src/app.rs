@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::error::{Result, ServeError};
-use crate::log::{InferenceLog, InferenceRecord};
+use crate::log::{FeedbackLog, FeedbackRecord, InferenceLog, InferenceRecord};
 use crate::model::ServedModel;
 use crate::parse;
 
@@ -64,7 +64,47 @@ pub struct AppState {
     pub config: Arc<ServeConfig>,
     /// Where every request is logged; `None` logs nothing.
     pub log: Option<InferenceLog>,
+    /// Where ground truth from `POST /feedback` is logged.
+    pub feedback_log: Option<FeedbackLog>,
     pub metrics: Arc<Metrics>,
+    /// Recent predictions by request id, for joining feedback to them.
+    pub recent: Arc<std::sync::Mutex<Recent>>,
+}
+
+/// How many recent requests keep their predictions for feedback, and how many feedbacks the
+/// live metrics cover.
+const RECENT_REQUESTS: usize = 100_000;
+const LIVE_WINDOW: usize = 1000;
+
+/// Recent predictions (by request id) and the live window of their errors.
+#[derive(Debug, Default)]
+pub struct Recent {
+    predictions: std::collections::HashMap<String, Vec<Value>>,
+    order: std::collections::VecDeque<String>,
+    /// Per matched row: the absolute error (regression) or 1/0 for a right/wrong label.
+    window: std::collections::VecDeque<f64>,
+    feedback: u64,
+    unmatched: u64,
+}
+
+impl Recent {
+    fn remember(&mut self, request_id: &str, predictions: Vec<Value>) {
+        if request_id.is_empty() {
+            return;
+        }
+        if self.order.len() >= RECENT_REQUESTS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.predictions.remove(&old);
+        }
+        self.order.push_back(request_id.to_string());
+        self.predictions.insert(request_id.to_string(), predictions);
+    }
+
+    fn live(&self) -> Option<f64> {
+        (!self.window.is_empty())
+            .then(|| self.window.iter().sum::<f64>() / self.window.len() as f64)
+    }
 }
 
 impl AppState {
@@ -73,7 +113,9 @@ impl AppState {
             model: Arc::new(ModelSlot::new(model)),
             config: Arc::new(config),
             log,
+            feedback_log: None,
             metrics: Arc::new(Metrics::default()),
+            recent: Arc::new(std::sync::Mutex::new(Recent::default())),
         }
     }
 }
@@ -187,6 +229,7 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
         .route("/metrics", get(metrics))
+        .route("/feedback", post(feedback))
         .fallback(not_found)
         // The one stack every route goes through; authentication goes here.
         .layer(DefaultBodyLimit::max(limit))
@@ -277,11 +320,26 @@ async fn metrics(State(state): State<AppState>) -> Response {
         model.name.replace('"', "'"),
         model.version.replace('"', "'")
     );
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(&labels, state.log.as_ref()),
-    )
-        .into_response()
+    let mut text = state.metrics.render(&labels, state.log.as_ref());
+    if let Ok(recent) = state.recent.lock() {
+        let name = match model.task() {
+            kaizen_ml::Task::Regression => "kaizen_live_mae",
+            _ => "kaizen_live_accuracy",
+        };
+        text.push_str(&format!(
+            "# HELP {name} Over the last {LIVE_WINDOW} rows with feedback.\n# TYPE {name} gauge\n"
+        ));
+        if let Some(v) = recent.live() {
+            text.push_str(&format!("{name}{{{labels}}} {v}\n"));
+        }
+        text.push_str("# HELP kaizen_feedback_total Feedback received, by whether its request was still known.\n# TYPE kaizen_feedback_total counter\n");
+        text.push_str(&format!(
+            "kaizen_feedback_total{{matched=\"true\"}} {}\nkaizen_feedback_total{{matched=\"false\"}} {}\n",
+            recent.feedback - recent.unmatched,
+            recent.unmatched
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// Scores the request, then counts it and logs it (request id, inputs, outputs, latency,
@@ -305,6 +363,13 @@ async fn invocations(
     let seconds = started.elapsed().as_secs_f64();
     let (status, rows, inputs, outputs, response) = match outcome {
         Ok((inputs, rows, predictions)) => {
+            let labels: Vec<Value> = predictions
+                .iter()
+                .map(|p| p.get("label").cloned().unwrap_or_else(|| p.clone()))
+                .collect();
+            if let Ok(mut recent) = state.recent.lock() {
+                recent.remember(&request_id, labels);
+            }
             let outputs = Value::Array(predictions);
             let body = json!({"predictions": outputs});
             (
@@ -339,6 +404,84 @@ async fn invocations(
         });
     }
     response
+}
+
+/// `POST /feedback {"request_id": ..., "actual": x | [x, ...]}`: the ground truth of a logged
+/// request, one value per row. It is logged (the `feedback` table) and, while the request is
+/// still in memory, counted in the live metrics (MAE, or accuracy for classifiers).
+async fn feedback(
+    State(state): State<AppState>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>> {
+    let body = body.map_err(|e| ServeError::bad_request(format!("cannot read the body: {e}")))?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| ServeError::bad_request(format!("the body is not JSON: {e}")))?;
+    let request_id = value
+        .get("request_id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ServeError::bad_request("`request_id` (a string) is required"))?
+        .to_string();
+    let actual: Vec<Value> = match value.get("actual") {
+        Some(Value::Array(values)) => values.clone(),
+        Some(Value::Null) | None => {
+            return Err(ServeError::bad_request(
+                "`actual` (a value or a list) is required",
+            ));
+        }
+        Some(one) => vec![one.clone()],
+    };
+    let regression = state.model.current().task() == kaizen_ml::Task::Regression;
+    let mut matched = false;
+    {
+        let mut recent = state.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.feedback += 1;
+        let known = recent.predictions.get(&request_id).cloned();
+        match known {
+            Some(predicted) => {
+                if predicted.len() != actual.len() {
+                    recent.feedback -= 1;
+                    return Err(ServeError::bad_request(format!(
+                        "request `{request_id}` had {} row(s); `actual` has {} value(s)",
+                        predicted.len(),
+                        actual.len()
+                    )));
+                }
+                let mut scores = Vec::with_capacity(actual.len());
+                for (p, a) in predicted.iter().zip(&actual) {
+                    if regression {
+                        let a = a.as_f64().ok_or_else(|| {
+                            ServeError::bad_request(format!("`actual` value {a} is not a number"))
+                        })?;
+                        scores.push((p.as_f64().unwrap_or(f64::NAN) - a).abs());
+                    } else {
+                        let text = |v: &Value| match v {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        scores.push(f64::from(u8::from(text(p) == text(a))));
+                    }
+                }
+                for score in scores {
+                    if recent.window.len() >= LIVE_WINDOW {
+                        recent.window.pop_front();
+                    }
+                    recent.window.push_back(score);
+                }
+                matched = true;
+            }
+            None => recent.unmatched += 1,
+        }
+    }
+    if let Some(log) = &state.feedback_log {
+        log.record(FeedbackRecord {
+            request_id: request_id.clone(),
+            timestamp: kaizen_core::now_millis(),
+            actual: Value::Array(actual).to_string(),
+            matched,
+        });
+    }
+    Ok(Json(json!({"request_id": request_id, "matched": matched})))
 }
 
 /// The input columns as one JSON object, NaN as null.

@@ -17,5 +17,5 @@ pub mod parse;
 
 pub use app::{AppState, Metrics, ModelSlot, ServeConfig, app, serve};
 pub use error::{Result, ServeError};
-pub use log::{InferenceLog, InferenceRecord, LogWriter};
+pub use log::{FeedbackLog, FeedbackRecord, InferenceLog, InferenceRecord, JsonLog, LogWriter};
 pub use model::{InputColumn, InputKind, Prediction, ServedModel};

@@ -54,13 +54,38 @@ impl LogStats {
     }
 }
 
-/// The sending side; cheap to clone into handlers.
-#[derive(Clone)]
-pub struct InferenceLog {
-    sender: SyncSender<InferenceRecord>,
+/// Ground truth for a logged request (`POST /feedback`), in the `feedback` table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeedbackRecord {
+    pub request_id: String,
+    pub timestamp: i64,
+    /// The actual values as JSON (one per row of the request).
+    pub actual: String,
+    /// Whether the request was still in the server's memory (its live metrics count it).
+    pub matched: bool,
+}
+
+/// The sending side of a JSON-lines log; cheap to clone into handlers.
+pub struct JsonLog<T> {
+    sender: SyncSender<T>,
     pub stats: Arc<LogStats>,
     pub path: PathBuf,
 }
+
+impl<T> Clone for JsonLog<T> {
+    fn clone(&self) -> Self {
+        JsonLog {
+            sender: self.sender.clone(),
+            stats: Arc::clone(&self.stats),
+            path: self.path.clone(),
+        }
+    }
+}
+
+/// The log of every scoring request.
+pub type InferenceLog = JsonLog<InferenceRecord>;
+/// The log of ground truth.
+pub type FeedbackLog = JsonLog<FeedbackRecord>;
 
 /// Joins the writer when the log is closed.
 pub struct LogWriter {
@@ -74,9 +99,9 @@ impl LogWriter {
     }
 }
 
-impl InferenceLog {
+impl<T: Serialize + Send + 'static> JsonLog<T> {
     /// Starts a log segment in `dir` with a queue of `capacity` records.
-    pub fn open(dir: &Path, capacity: usize) -> std::io::Result<(InferenceLog, LogWriter)> {
+    pub fn open(dir: &Path, capacity: usize) -> std::io::Result<(JsonLog<T>, LogWriter)> {
         std::fs::create_dir_all(dir)?;
         let now = chrono_like_stamp();
         let path = dir.join(format!("{now}-{}.jsonl", std::process::id()));
@@ -91,7 +116,7 @@ impl InferenceLog {
             .name("inference-log".into())
             .spawn(move || write_loop(receiver, file, &writer_stats))?;
         Ok((
-            InferenceLog {
+            JsonLog {
                 sender,
                 stats,
                 path,
@@ -101,7 +126,7 @@ impl InferenceLog {
     }
 
     /// Queues a record; when the queue is full the record is dropped and counted.
-    pub fn record(&self, record: InferenceRecord) {
+    pub fn record(&self, record: T) {
         match self.sender.try_send(record) {
             Ok(()) => {
                 self.stats.queued.fetch_add(1, Ordering::Relaxed);
@@ -139,7 +164,7 @@ fn chrono_like_stamp() -> String {
     )
 }
 
-fn write_loop(receiver: Receiver<InferenceRecord>, file: std::fs::File, stats: &LogStats) {
+fn write_loop<T: Serialize>(receiver: Receiver<T>, file: std::fs::File, stats: &LogStats) {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
     let mut last_sync = Instant::now();
     // Blocks for the first record of a batch, then takes what is already queued.

@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use support::{Server, ok, ok_json};
+use support::{Server, kaizen, ok, ok_json};
 
 /// 300 rows of three numbers and a binary target that depends on them, from a fixed LCG.
 fn write_data(dir: &Path) -> (String, String) {
@@ -342,6 +342,45 @@ fn every_request_is_logged_exactly_once() {
     assert_eq!(one[0]["rows"], 1);
     let inputs: Value = serde_json::from_str(one[0]["inputs"].as_str().unwrap()).unwrap();
     assert_eq!(inputs["x1"], json!([7.0]));
+
+    // Ground truth for 100 answered requests: joined in SQL, counted in the live accuracy.
+    for i in 1..=100 {
+        let body = json!({"request_id": format!("c0-{i}"), "actual": 1}).to_string();
+        let (status, v) = server.call("POST", "/feedback", &body);
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["matched"], i % 50 != 0, "{v}");
+    }
+    let (status, v) = server.call("POST", "/feedback", r#"{"actual": 1}"#);
+    assert_eq!(status, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("request_id"), "{v}");
+    let (_, metrics) = server.call("GET", "/metrics", "");
+    let text = metrics.as_str().unwrap().to_string();
+    assert!(text.contains("kaizen_live_accuracy{"), "{text}");
+    assert!(
+        text.contains("kaizen_feedback_total{matched=\"true\"} 98"),
+        "{text}"
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let joined = kaizen(
+            home.path(),
+            &[
+                "sql",
+                "SELECT COUNT(*) AS n FROM feedback f JOIN inference_log l ON f.request_id = l.request_id WHERE l.status = 200",
+                "--json",
+            ],
+        );
+        if joined.code == 0 && joined.stdout.contains("\"n\": 98") {
+            break;
+        }
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "{}{}",
+            joined.stdout,
+            joined.stderr
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 /// Moving the alias under load: the server picks up the new version, and not one request fails.

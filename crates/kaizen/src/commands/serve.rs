@@ -8,7 +8,7 @@ use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kaizen_serving::{AppState, InferenceLog, ModelSlot, ServeConfig, ServedModel};
+use kaizen_serving::{AppState, FeedbackLog, InferenceLog, ModelSlot, ServeConfig, ServedModel};
 use kaizen_tracking::Services;
 
 use crate::cli::ServeArgs;
@@ -161,13 +161,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("inference log: {}", log.path.display());
         (Some(log), Some(writer))
     };
-    let state = AppState::new(
+    let mut state = AppState::new(
         model,
         ServeConfig {
             max_body_bytes: args.max_body_size,
         },
         log,
     );
+    let feedback_dir = settings::home().join("feedback");
+    let (feedback_log, feedback_writer) = FeedbackLog::open(&feedback_dir, args.log_queue)
+        .with_context(|| format!("cannot open the feedback log in {}", feedback_dir.display()))?;
+    state.feedback_log = Some(feedback_log);
     if let Some(rest) = args.model.strip_prefix("models:/")
         && let Some((name, alias)) = rest.rsplit_once('@')
     {
@@ -182,9 +186,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     kaizen_serving::serve(listener, state, shutdown_signal()).await?;
     // The server (and with it every sender) is gone: the writer drains what is queued.
-    if let Some(writer) = writer {
-        tokio::task::spawn_blocking(move || writer.join()).await?;
-    }
+    tokio::task::spawn_blocking(move || {
+        feedback_writer.join();
+        if let Some(writer) = writer {
+            writer.join();
+        }
+    })
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 

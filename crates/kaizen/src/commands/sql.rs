@@ -11,12 +11,13 @@ use super::datasets::{open_local, parse_name_version, resolve};
 use crate::cli::SqlArgs;
 use crate::printer;
 
-/// The table of every request `kaizen serve` answered: the JSON-lines segments of the home's
-/// inference log, read as one table.
+/// The table of every request `kaizen serve` answered, and the one of the ground truth sent to
+/// its `/feedback`: the JSON-lines segments of the home's logs, each read as one table.
 const INFERENCE_LOG: &str = "inference_log";
+const FEEDBACK: &str = "feedback";
 
-fn inference_log_table() -> anyhow::Result<FileTable> {
-    let dir = crate::settings::home().join(INFERENCE_LOG);
+fn log_table(name: &str) -> anyhow::Result<FileTable> {
+    let dir = crate::settings::home().join(name);
     let has_segment = std::fs::read_dir(&dir)
         .map(|entries| {
             entries.flatten().any(|e| {
@@ -27,14 +28,14 @@ fn inference_log_table() -> anyhow::Result<FileTable> {
         .unwrap_or(false);
     if !has_segment {
         return Err(Error::not_found(format!(
-            "the inference log is empty ({}): `kaizen serve` logs every request there",
+            "the table {name} is empty ({}): `kaizen serve` writes it",
             dir.display()
         ))
         .into());
     }
     let mut location = dir.display().to_string();
     location.push('/');
-    Ok(FileTable::new(INFERENCE_LOG, location, Format::JsonLines))
+    Ok(FileTable::new(name, location, Format::JsonLines))
 }
 
 pub async fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
@@ -43,8 +44,8 @@ pub async fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
     let services = open_local(&args.tracking, "sql").await?;
     let mut tables = Vec::with_capacity(references.len());
     for reference in references {
-        if reference == INFERENCE_LOG {
-            tables.push(inference_log_table()?);
+        if reference == INFERENCE_LOG || reference == FEEDBACK {
+            tables.push(log_table(&reference)?);
             continue;
         }
         let (name, version) = parse_name_version(&reference)?;
