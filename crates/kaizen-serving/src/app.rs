@@ -66,7 +66,12 @@ pub struct AppState {
     pub log: Option<InferenceLog>,
     /// Where ground truth from `POST /feedback` is logged.
     pub feedback_log: Option<FeedbackLog>,
-    pub metrics: Arc<Metrics>,
+    /// The traffic split: each request goes to one variant by weight (the first is `model`).
+    pub variants: Arc<Vec<Variant>>,
+    /// Scores a copy of every answered request; its answers are logged, never returned.
+    pub shadow: Option<Arc<Variant>>,
+    /// A header whose value pins a caller to a variant (sticky A/B); else the request id decides.
+    pub sticky_header: Option<String>,
     /// Recent predictions by request id, for joining feedback to them.
     pub recent: Arc<std::sync::Mutex<Recent>>,
 }
@@ -107,17 +112,88 @@ impl Recent {
     }
 }
 
+/// One arm of a traffic split.
+#[derive(Debug)]
+pub struct Variant {
+    /// Its name in logs and metrics (the alias it serves, or `default`).
+    pub name: String,
+    pub weight: u32,
+    pub slot: Arc<ModelSlot>,
+    pub metrics: Metrics,
+}
+
+impl Variant {
+    pub fn new(name: impl Into<String>, weight: u32, model: ServedModel) -> Variant {
+        Variant {
+            name: name.into(),
+            weight,
+            slot: Arc::new(ModelSlot::new(model)),
+            metrics: Metrics::default(),
+        }
+    }
+}
+
 impl AppState {
+    /// One model, all traffic.
     pub fn new(model: ServedModel, config: ServeConfig, log: Option<InferenceLog>) -> AppState {
+        AppState::with_variants(vec![Variant::new("default", 1, model)], None, config, log)
+    }
+
+    /// A weighted split over `variants` (at least one, weights not all 0) and an optional shadow.
+    pub fn with_variants(
+        variants: Vec<Variant>,
+        shadow: Option<Variant>,
+        config: ServeConfig,
+        log: Option<InferenceLog>,
+    ) -> AppState {
+        assert!(!variants.is_empty(), "at least one variant");
         AppState {
-            model: Arc::new(ModelSlot::new(model)),
+            model: Arc::clone(&variants[0].slot),
             config: Arc::new(config),
             log,
             feedback_log: None,
-            metrics: Arc::new(Metrics::default()),
+            variants: Arc::new(variants),
+            shadow: shadow.map(Arc::new),
+            sticky_header: None,
             recent: Arc::new(std::sync::Mutex::new(Recent::default())),
         }
     }
+
+    /// The variant of a request: by the sticky header's value when there is one, else by its
+    /// request id, hashed onto the weights.
+    fn choose(&self, headers: &HeaderMap, request_id: &str) -> &Variant {
+        if self.variants.len() == 1 {
+            return &self.variants[0];
+        }
+        let key = self
+            .sticky_header
+            .as_deref()
+            .and_then(|h| headers.get(h))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(request_id);
+        let total: u64 = self.variants.iter().map(|v| u64::from(v.weight)).sum();
+        let mut point = fnv1a(key.as_bytes()) % total.max(1);
+        for variant in self.variants.iter() {
+            if point < u64::from(variant.weight) {
+                return variant;
+            }
+            point -= u64::from(variant.weight);
+        }
+        &self.variants[0]
+    }
+}
+
+/// FNV-1a, then a finalizer so that nearby keys spread: a stable hash for traffic splits.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h
 }
 
 /// Latency histogram buckets, in seconds.
@@ -315,12 +391,32 @@ fn query_probabilities(query: Option<&str>) -> bool {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let model = state.model.current();
-    let labels = format!(
-        "model=\"{}\",version=\"{}\",variant=\"default\"",
-        model.name.replace('"', "'"),
-        model.version.replace('"', "'")
-    );
-    let mut text = state.metrics.render(&labels, state.log.as_ref());
+    let label_of = |variant: &Variant| {
+        let m = variant.slot.current();
+        format!(
+            "model=\"{}\",version=\"{}\",variant=\"{}\"",
+            m.name.replace('"', "'"),
+            m.version.replace('"', "'"),
+            variant.name.replace('"', "'")
+        )
+    };
+    let labels = label_of(&state.variants[0]);
+    let mut text = String::new();
+    let arms = state.variants.iter().chain(state.shadow.as_deref());
+    for (i, variant) in arms.enumerate() {
+        let body = variant.metrics.render(
+            &label_of(variant),
+            if i == 0 { state.log.as_ref() } else { None },
+        );
+        // HELP and TYPE lines once per metric name.
+        for line in body.lines() {
+            if i > 0 && line.starts_with('#') {
+                continue;
+            }
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
     if let Ok(recent) = state.recent.lock() {
         let name = match model.task() {
             kaizen_ml::Task::Regression => "kaizen_live_mae",
@@ -358,7 +454,20 @@ async fn invocations(
         .unwrap_or_default()
         .to_string();
     let raw = body.as_ref().ok().cloned();
-    let model = state.model.current();
+    let variant_index = {
+        let chosen = state.choose(&headers, &request_id);
+        state
+            .variants
+            .iter()
+            .position(|v| std::ptr::eq(v, chosen))
+            .unwrap_or(0)
+    };
+    let variant = &state.variants[variant_index];
+    let model = variant.slot.current();
+    let shadow_copy = state
+        .shadow
+        .as_ref()
+        .map(|_| (headers.clone(), query.0.clone()));
     let outcome = score_request(state.clone(), Arc::clone(&model), headers, query, body).await;
     let seconds = started.elapsed().as_secs_f64();
     let (status, rows, inputs, outputs, response) = match outcome {
@@ -372,6 +481,19 @@ async fn invocations(
             }
             let outputs = Value::Array(predictions);
             let body = json!({"predictions": outputs});
+            if let (Some(shadow), Some((headers, query)), Some(raw)) =
+                (state.shadow.clone(), shadow_copy, raw.clone())
+            {
+                tokio::spawn(run_shadow(
+                    state.clone(),
+                    shadow,
+                    headers,
+                    query,
+                    raw,
+                    request_id.clone(),
+                    timestamp,
+                ));
+            }
             (
                 StatusCode::OK,
                 rows,
@@ -388,14 +510,14 @@ async fn invocations(
             (status, 0, inputs, e.to_string(), e.into_response())
         }
     };
-    state.metrics.observe(status, rows, seconds);
+    variant.metrics.observe(status, rows, seconds);
     if let Some(log) = &state.log {
         log.record(InferenceRecord {
             request_id,
             timestamp,
             model: model.name.clone(),
             version: model.version.clone(),
-            variant: "default".into(),
+            variant: variant.name.clone(),
             inputs,
             outputs,
             rows,
@@ -403,7 +525,59 @@ async fn invocations(
             status: status.as_u16(),
         });
     }
+    let mut response = response;
+    if let Ok(name) = HeaderValue::from_str(&variant.name) {
+        response.headers_mut().insert("x-kaizen-variant", name);
+    }
     response
+}
+
+/// Scores a copy of an answered request with the shadow variant, after the answer went out;
+/// the result is logged (variant `shadow:NAME`) and counted, never returned.
+async fn run_shadow(
+    state: AppState,
+    shadow: Arc<Variant>,
+    headers: HeaderMap,
+    query: Option<String>,
+    raw: Bytes,
+    request_id: String,
+    timestamp: i64,
+) {
+    let started = Instant::now();
+    let model = shadow.slot.current();
+    let outcome = score_request(
+        state.clone(),
+        Arc::clone(&model),
+        headers,
+        RawQuery(query),
+        Ok(raw),
+    )
+    .await;
+    let seconds = started.elapsed().as_secs_f64();
+    let (status, rows, inputs, outputs) = match outcome {
+        Ok((inputs, rows, predictions)) => (
+            StatusCode::OK,
+            rows,
+            inputs,
+            Value::Array(predictions).to_string(),
+        ),
+        Err(e) => (e.status().0, 0, String::new(), e.to_string()),
+    };
+    shadow.metrics.observe(status, rows, seconds);
+    if let Some(log) = &state.log {
+        log.record(InferenceRecord {
+            request_id,
+            timestamp,
+            model: model.name.clone(),
+            version: model.version.clone(),
+            variant: format!("shadow:{}", shadow.name),
+            inputs,
+            outputs,
+            rows,
+            latency_ms: seconds * 1000.0,
+            status: status.as_u16(),
+        });
+    }
 }
 
 /// `POST /feedback {"request_id": ..., "actual": x | [x, ...]}`: the ground truth of a logged

@@ -15,7 +15,7 @@ pub mod log;
 pub mod model;
 pub mod parse;
 
-pub use app::{AppState, Metrics, ModelSlot, ServeConfig, app, serve};
+pub use app::{AppState, Metrics, ModelSlot, ServeConfig, Variant, app, serve};
 pub use error::{Result, ServeError};
 pub use log::{FeedbackLog, FeedbackRecord, InferenceLog, InferenceRecord, JsonLog, LogWriter};
 pub use model::{InputColumn, InputKind, Prediction, ServedModel};

@@ -604,9 +604,21 @@ pub struct ServeArgs {
     /// Records the inference log queues before it drops (and counts) them.
     #[arg(long, default_value_t = 100_000)]
     pub log_queue: usize,
-    /// How often to check whether the alias of `models:/NAME@ALIAS` moved, in milliseconds.
+    /// How often to check whether a served alias moved, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub poll_ms: u64,
+    /// A weighted A/B split over aliases of MODEL (`models:/NAME`): `--variant champion=90
+    /// --variant challenger=10`.
+    #[arg(long = "variant", value_name = "ALIAS=WEIGHT")]
+    pub variants: Vec<String>,
+    /// An alias that scores a copy of every answered request; its answers are logged
+    /// (variant `shadow:ALIAS`), never returned.
+    #[arg(long, value_name = "ALIAS")]
+    pub shadow: Option<String>,
+    /// A request header whose value pins a caller to one variant (default: each request is
+    /// split on its own).
+    #[arg(long, value_name = "HEADER")]
+    pub sticky_header: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,9 @@ use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kaizen_serving::{AppState, FeedbackLog, InferenceLog, ModelSlot, ServeConfig, ServedModel};
+use kaizen_serving::{
+    AppState, FeedbackLog, InferenceLog, ModelSlot, ServeConfig, ServedModel, Variant,
+};
 use kaizen_tracking::Services;
 
 use crate::cli::ServeArgs;
@@ -135,23 +137,132 @@ fn follow_alias(
     });
 }
 
+/// `--variant ALIAS=WEIGHT` as (alias, weight).
+fn parse_variant(spec: &str) -> Result<(String, u32), kaizen_core::Error> {
+    let bad = || {
+        kaizen_core::Error::invalid(format!(
+            "--variant `{spec}`: expected ALIAS=WEIGHT with a whole-number weight, e.g. champion=90"
+        ))
+    };
+    let (alias, weight) = spec.split_once('=').ok_or_else(bad)?;
+    let weight: u32 = weight.trim().parse().map_err(|_| bad())?;
+    if alias.trim().is_empty() {
+        return Err(bad());
+    }
+    Ok((alias.trim().to_string(), weight))
+}
+
+/// What `kaizen serve` serves: one model, or a weighted split over aliases of one registered
+/// model, and a shadow alias; each alias followed for hot swaps.
+struct Plan {
+    /// `(variant name, alias to follow, model)`.
+    variants: Vec<(String, Option<String>, ServedModel)>,
+    shadow: Option<(String, ServedModel)>,
+    /// The registered model's name, when aliases are followed.
+    name: Option<String>,
+}
+
+async fn plan(args: &ServeArgs) -> anyhow::Result<Plan> {
+    let tracking = args.tracking_uri.as_deref();
+    let registry_name = args.model.strip_prefix("models:/").map(|rest| {
+        rest.split(['@', '/'])
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    });
+    if args.variants.is_empty() {
+        let model = load_model(&args.model, tracking).await?;
+        let alias = args
+            .model
+            .strip_prefix("models:/")
+            .and_then(|rest| rest.rsplit_once('@'))
+            .map(|(_, alias)| alias.to_string());
+        let shadow = match (&args.shadow, &registry_name) {
+            (Some(alias), Some(name)) => Some((
+                alias.clone(),
+                load_model(&format!("models:/{name}@{alias}"), tracking).await?,
+            )),
+            (Some(_), None) => {
+                return Err(kaizen_core::Error::invalid(
+                    "--shadow needs a registered model (models:/NAME@ALIAS), not a directory",
+                )
+                .into());
+            }
+            (None, _) => None,
+        };
+        return Ok(Plan {
+            variants: vec![("default".into(), alias, model)],
+            shadow,
+            name: registry_name,
+        });
+    }
+    let name = match args.model.strip_prefix("models:/") {
+        Some(rest) if !rest.is_empty() && !rest.contains(['@', '/']) => rest.to_string(),
+        _ => {
+            return Err(kaizen_core::Error::invalid(format!(
+                "with --variant, MODEL is a registered model without version or alias (models:/NAME), not `{}`",
+                args.model
+            ))
+            .into());
+        }
+    };
+    let mut variants = Vec::new();
+    for spec in &args.variants {
+        let (alias, weight) = parse_variant(spec)?;
+        let model = load_model(&format!("models:/{name}@{alias}"), tracking).await?;
+        variants.push((format!("{alias}={weight}"), Some(alias), model));
+    }
+    if variants.iter().all(|(v, _, _)| v.ends_with("=0")) {
+        return Err(kaizen_core::Error::invalid("--variant weights are all 0").into());
+    }
+    let shadow = match &args.shadow {
+        Some(alias) => Some((
+            alias.clone(),
+            load_model(&format!("models:/{name}@{alias}"), tracking).await?,
+        )),
+        None => None,
+    };
+    Ok(Plan {
+        variants,
+        shadow,
+        name: Some(name),
+    })
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let model = load_model(&args.model, args.tracking_uri.as_deref()).await?;
+    let plan = plan(&args).await?;
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    tracing::info!(%local, model = %model.name, version = %model.version, "kaizen serve listening");
+    let described: Vec<String> = plan
+        .variants
+        .iter()
+        .map(|(variant, _, m)| {
+            let version = if m.version.is_empty() {
+                String::new()
+            } else {
+                format!(" version {}", m.version)
+            };
+            if plan.variants.len() == 1 {
+                format!("model {}{version}", m.name)
+            } else {
+                format!("{variant}: {}{version}", m.name)
+            }
+        })
+        .collect();
+    tracing::info!(%local, "kaizen serve listening");
     eprintln!(
-        "kaizen serve listening on http://{local} (model {}{})",
-        model.name,
-        if model.version.is_empty() {
-            String::new()
-        } else {
-            format!(" version {}", model.version)
-        }
+        "kaizen serve listening on http://{local} ({})",
+        described.join(", ")
     );
+    if let Some((alias, m)) = &plan.shadow {
+        eprintln!(
+            "shadow: {alias} ({} version {}) scores a copy of every request",
+            m.name, m.version
+        );
+    }
     let log_dir = settings::home().join("inference_log");
     let (log, writer) = if args.no_log {
         (None, None)
@@ -161,28 +272,53 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("inference log: {}", log.path.display());
         (Some(log), Some(writer))
     };
-    let mut state = AppState::new(
-        model,
+    let mut follow: Vec<(String, Arc<ModelSlot>)> = Vec::new();
+    let mut variants = Vec::new();
+    for (variant_name, alias, model) in plan.variants {
+        let weight = variant_name
+            .rsplit_once('=')
+            .and_then(|(_, w)| w.parse().ok())
+            .unwrap_or(1);
+        let name = variant_name
+            .split('=')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let variant = Variant::new(name, weight, model);
+        if let Some(alias) = alias {
+            follow.push((alias, Arc::clone(&variant.slot)));
+        }
+        variants.push(variant);
+    }
+    let shadow = plan.shadow.map(|(alias, model)| {
+        let variant = Variant::new(alias.clone(), 0, model);
+        follow.push((alias, Arc::clone(&variant.slot)));
+        variant
+    });
+    let mut state = AppState::with_variants(
+        variants,
+        shadow,
         ServeConfig {
             max_body_bytes: args.max_body_size,
         },
         log,
     );
+    state.sticky_header = args.sticky_header.clone();
     let feedback_dir = settings::home().join("feedback");
     let (feedback_log, feedback_writer) = FeedbackLog::open(&feedback_dir, args.log_queue)
         .with_context(|| format!("cannot open the feedback log in {}", feedback_dir.display()))?;
     state.feedback_log = Some(feedback_log);
-    if let Some(rest) = args.model.strip_prefix("models:/")
-        && let Some((name, alias)) = rest.rsplit_once('@')
-    {
-        let services = open_services(args.tracking_uri.as_deref()).await?;
-        follow_alias(
-            services,
-            name.to_string(),
-            alias.to_string(),
-            Arc::clone(&state.model),
-            Duration::from_millis(args.poll_ms.max(50)),
-        );
+    if let Some(name) = plan.name {
+        for (alias, slot) in follow {
+            let services = open_services(args.tracking_uri.as_deref()).await?;
+            follow_alias(
+                services,
+                name.clone(),
+                alias,
+                slot,
+                Duration::from_millis(args.poll_ms.max(50)),
+            );
+        }
     }
     kaizen_serving::serve(listener, state, shutdown_signal()).await?;
     // The server (and with it every sender) is gone: the writer drains what is queued.
