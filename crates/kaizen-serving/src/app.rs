@@ -306,6 +306,7 @@ pub fn app(state: AppState) -> Router {
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
         .route("/metrics", get(metrics))
         .route("/feedback", post(feedback))
+        .route("/openapi.json", get(openapi))
         .fallback(not_found)
         // The one stack every route goes through; authentication goes here.
         .layer(DefaultBodyLimit::max(limit))
@@ -350,9 +351,83 @@ async fn request_id(mut request: Request, next: Next) -> Response {
                 .expect("a uuid is a header value")
         });
     request.headers_mut().insert(REQUEST_ID, id.clone());
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let started = Instant::now();
     let mut response = next.run(request).await;
+    // The access log: one structured line per request.
+    tracing::info!(
+        target: "kaizen::access",
+        request_id = id.to_str().unwrap_or_default(),
+        %method,
+        path,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        variant = response
+            .headers()
+            .get("x-kaizen-variant")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+    );
     response.headers_mut().insert(REQUEST_ID, id);
     response
+}
+
+/// The OpenAPI 3 description of the model server's routes.
+async fn openapi() -> Json<Value> {
+    let error = json!({"$ref": "#/components/schemas/Error"});
+    let json_error = |description: &str| json!({"description": description, "content": {"application/json": {"schema": error}}});
+    Json(json!({
+        "openapi": "3.0.3",
+        "info": {"title": "kaizen model server", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "MLflow's scoring protocol, feedback, health and metrics."},
+        "paths": {
+            "/invocations": {"post": {
+                "summary": "Score rows",
+                "parameters": [{"name": "probabilities", "in": "query", "schema": {"type": "boolean"}}],
+                "requestBody": {"required": true, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ScoringRequest"}},
+                    "text/csv": {"schema": {"type": "string"}}
+                }},
+                "responses": {
+                    "200": {"description": "One prediction per row", "content": {"application/json": {"schema": {
+                        "type": "object", "properties": {"predictions": {"type": "array", "items": {}}}}}}},
+                    "400": json_error("Malformed body, missing or unknown column, wrong type"),
+                    "413": json_error("Body over the limit"),
+                    "415": json_error("Unsupported content type"),
+                    "500": json_error("Scoring failed")
+                }
+            }},
+            "/feedback": {"post": {
+                "summary": "Ground truth for a logged request",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["request_id", "actual"],
+                    "properties": {"request_id": {"type": "string"}, "actual": {}}}}}},
+                "responses": {"200": {"description": "Recorded", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"request_id": {"type": "string"}, "matched": {"type": "boolean"}}}}}},
+                    "400": json_error("Malformed feedback")}
+            }},
+            "/ping": {"get": {"summary": "Liveness", "responses": {"200": {"description": "Alive"}}}},
+            "/health": {"get": {"summary": "The model served", "responses": {"200": {"description": "Model, version, task, inputs"}}}},
+            "/version": {"get": {"summary": "kaizen's version", "responses": {"200": {"description": "Version text"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Text exposition format"}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}}
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["error_code", "message"],
+                      "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}}},
+            "ScoringRequest": {"type": "object", "description": "Exactly one of the input fields.",
+                "properties": {
+                    "dataframe_split": {"type": "object", "properties": {
+                        "columns": {"type": "array", "items": {"type": "string"}},
+                        "data": {"type": "array", "items": {"type": "array", "items": {}}}}},
+                    "dataframe_records": {"type": "array", "items": {"type": "object"}},
+                    "instances": {},
+                    "inputs": {},
+                    "params": {"type": "object", "properties": {"probabilities": {"type": "boolean"}}}
+                }}
+        }}
+    }))
 }
 
 async fn not_found() -> Response {

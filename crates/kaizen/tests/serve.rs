@@ -459,6 +459,15 @@ fn an_alias_move_under_load_fails_no_request() {
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    // The registry says what is live where; lineage reaches the endpoint.
+    let model = ok(home.path(), &["models", "show", "demo", "--json"]);
+    assert!(model.contains("kaizen.deployment.127.0.0.1:"), "{model}");
+    let lineage = ok(home.path(), &["lineage", "models:/demo/2", "--json"]);
+    assert!(lineage.contains(&server.url), "{lineage}");
+    let (status, openapi) = server.call("GET", "/openapi.json", "");
+    assert_eq!(status, 200);
+    assert_eq!(openapi["openapi"], "3.0.3");
+    assert!(openapi["paths"]["/invocations"]["post"].is_object());
     let statuses: Vec<u16> = clients
         .into_iter()
         .flat_map(|c| c.join().unwrap())
@@ -488,7 +497,7 @@ fn an_alias_move_under_load_fails_no_request() {
         home.path(),
         &["events", "tail", "--kind", "deployment.changed", "--json"],
     );
-    assert!(events.contains("\"previous_version\":\"1\""), "{events}");
+    assert!(events.contains("champion moved from version 1 to 2"), "{events}");
 }
 
 /// POSTs a body; answers the status, the `x-kaizen-variant` header and the JSON body.

@@ -87,6 +87,99 @@ async fn open_services(tracking_uri: Option<&str>) -> anyhow::Result<Services> {
         .with_context(|| format!("cannot open the store {store_uri}"))
 }
 
+/// What one `kaizen serve` process has live, for the registry: the endpoint, since when, and
+/// each arm (variant or shadow) with the alias it follows and the version it serves now.
+#[derive(Clone)]
+struct Deployment {
+    services: Services,
+    name: String,
+    endpoint: String,
+    since: i64,
+    /// `(arm name, alias, weight, slot)`; the shadow's weight is `None`.
+    arms: Vec<(String, String, Option<u32>, Arc<ModelSlot>)>,
+}
+
+impl Deployment {
+    fn tag_key(&self) -> String {
+        format!(
+            "kaizen.deployment.{}",
+            self.endpoint.trim_start_matches("http://")
+        )
+    }
+
+    /// Writes what is live: a registered-model tag, an audit entry per version, lineage edges
+    /// from each version to the endpoint, and a `deployment.changed` event.
+    async fn record(&self, reason: &str) {
+        let arms: Vec<serde_json::Value> = self
+            .arms
+            .iter()
+            .map(|(arm, alias, weight, slot)| {
+                serde_json::json!({
+                    "variant": arm,
+                    "alias": alias,
+                    "version": slot.current().version,
+                    "weight": weight,
+                    "shadow": weight.is_none(),
+                })
+            })
+            .collect();
+        let details = serde_json::json!({
+            "endpoint": self.endpoint,
+            "since": self.since,
+            "updated": kaizen_core::now_millis(),
+            "arms": arms,
+            "reason": reason,
+        });
+        let registry = &self.services.registry;
+        let tag = kaizen_core::Tag::new(self.tag_key(), details.to_string());
+        if let Err(e) = registry.set_registered_model_tag(&self.name, &tag).await {
+            tracing::warn!(error = %e, "cannot record the deployment in the registry");
+        }
+        let actor = kaizen_tracking::Actor {
+            user: std::env::var("USER").ok(),
+            reason: Some(reason.to_string()),
+        };
+        let mut edges = Vec::new();
+        for (_, _, _, slot) in &self.arms {
+            let version = slot.current().version.clone();
+            let _ = registry
+                .record_decision(
+                    &self.name,
+                    Some(&version),
+                    "deploy",
+                    &details.to_string(),
+                    &actor,
+                )
+                .await;
+            edges.push(kaizen_store::LineageEdge {
+                src_kind: "model".into(),
+                src_id: format!("{}/{version}", self.name),
+                dst_kind: "endpoint".into(),
+                dst_id: self.endpoint.clone(),
+                relation: "served_by".into(),
+                created: kaizen_core::now_millis(),
+            });
+        }
+        let _ = self.services.store.add_lineage_edges(&edges).await;
+        kaizen_tracking::emit(
+            self.services.store.as_ref(),
+            kaizen_core::events::DEPLOYMENT_CHANGED,
+            &self.endpoint,
+            serde_json::json!({"name": self.name, "deployment": details}),
+        )
+        .await;
+    }
+
+    /// The endpoint stopped: nothing is live there any more.
+    async fn retire(&self) {
+        let _ = self
+            .services
+            .registry
+            .delete_registered_model_tag(&self.name, &self.tag_key())
+            .await;
+    }
+}
+
 /// Follows `models:/NAME@ALIAS`: when the alias moves, loads the new version off the request
 /// path and swaps it in; requests in flight finish on the version they started with.
 fn follow_alias(
@@ -95,6 +188,7 @@ fn follow_alias(
     alias: String,
     slot: Arc<ModelSlot>,
     every: Duration,
+    deployment: Deployment,
 ) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
@@ -116,18 +210,9 @@ fn follow_alias(
                 Ok(model) => {
                     slot.swap(model);
                     eprintln!("{name}@{alias} moved: now serving version {holder} (was {serving})");
-                    kaizen_tracking::emit(
-                        services.store.as_ref(),
-                        kaizen_core::events::DEPLOYMENT_CHANGED,
-                        &format!("models:/{name}@{alias}"),
-                        serde_json::json!({
-                            "name": name,
-                            "alias": alias,
-                            "version": holder,
-                            "previous_version": serving,
-                        }),
-                    )
-                    .await;
+                    deployment
+                        .record(&format!("{alias} moved from version {serving} to {holder}"))
+                        .await;
                 }
                 Err(e) => {
                     tracing::error!(model = %name, version = %holder, error = %e, "cannot load the new version; serving the old one");
@@ -273,6 +358,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         (Some(log), Some(writer))
     };
     let mut follow: Vec<(String, Arc<ModelSlot>)> = Vec::new();
+    let mut arms: Vec<(String, String, Option<u32>, Arc<ModelSlot>)> = Vec::new();
     let mut variants = Vec::new();
     for (variant_name, alias, model) in plan.variants {
         let weight = variant_name
@@ -284,15 +370,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .next()
             .unwrap_or_default()
             .to_string();
-        let variant = Variant::new(name, weight, model);
+        let variant = Variant::new(name.clone(), weight, model);
         if let Some(alias) = alias {
-            follow.push((alias, Arc::clone(&variant.slot)));
+            follow.push((alias.clone(), Arc::clone(&variant.slot)));
+            arms.push((name, alias, Some(weight), Arc::clone(&variant.slot)));
         }
         variants.push(variant);
     }
     let shadow = plan.shadow.map(|(alias, model)| {
         let variant = Variant::new(alias.clone(), 0, model);
-        follow.push((alias, Arc::clone(&variant.slot)));
+        follow.push((alias.clone(), Arc::clone(&variant.slot)));
+        arms.push((
+            format!("shadow:{alias}"),
+            alias,
+            None,
+            Arc::clone(&variant.slot),
+        ));
         variant
     });
     let mut state = AppState::with_variants(
@@ -308,19 +401,35 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (feedback_log, feedback_writer) = FeedbackLog::open(&feedback_dir, args.log_queue)
         .with_context(|| format!("cannot open the feedback log in {}", feedback_dir.display()))?;
     state.feedback_log = Some(feedback_log);
+    let mut deployment = None;
     if let Some(name) = plan.name {
+        let services = open_services(args.tracking_uri.as_deref()).await?;
+        let live = Deployment {
+            services: services.clone(),
+            name: name.clone(),
+            endpoint: format!("http://{local}"),
+            since: kaizen_core::now_millis(),
+            arms,
+        };
+        if !live.arms.is_empty() {
+            live.record("kaizen serve started").await;
+        }
         for (alias, slot) in follow {
-            let services = open_services(args.tracking_uri.as_deref()).await?;
             follow_alias(
-                services,
+                services.clone(),
                 name.clone(),
                 alias,
                 slot,
                 Duration::from_millis(args.poll_ms.max(50)),
+                live.clone(),
             );
         }
+        deployment = Some(live);
     }
     kaizen_serving::serve(listener, state, shutdown_signal()).await?;
+    if let Some(live) = deployment {
+        live.retire().await;
+    }
     // The server (and with it every sender) is gone: the writer drains what is queued.
     tokio::task::spawn_blocking(move || {
         feedback_writer.join();
