@@ -19,6 +19,7 @@ use std::time::Instant;
 use crate::error::{Result, ServeError};
 use crate::log::{FeedbackLog, FeedbackRecord, InferenceLog, InferenceRecord};
 use crate::model::ServedModel;
+use crate::monitor::{Monitor, OnDrift};
 use crate::parse;
 
 /// Settings of a model server.
@@ -72,6 +73,8 @@ pub struct AppState {
     pub shadow: Option<Arc<Variant>>,
     /// A header whose value pins a caller to a variant (sticky A/B); else the request id decides.
     pub sticky_header: Option<String>,
+    /// Drift monitoring of the first variant's model, rebuilt when its version changes.
+    pub monitor: Option<Arc<MonitorSlot>>,
     /// Recent predictions by request id, for joining feedback to them.
     pub recent: Arc<std::sync::Mutex<Recent>>,
 }
@@ -109,6 +112,40 @@ impl Recent {
     fn live(&self) -> Option<f64> {
         (!self.window.is_empty())
             .then(|| self.window.iter().sum::<f64>() / self.window.len() as f64)
+    }
+}
+
+/// Drift monitoring settings and the monitor of the version being served.
+pub struct MonitorSlot {
+    pub window: usize,
+    pub on_drift: Option<OnDrift>,
+    current: std::sync::Mutex<Option<Arc<Monitor>>>,
+}
+
+impl MonitorSlot {
+    pub fn new(window: usize, on_drift: Option<OnDrift>) -> MonitorSlot {
+        MonitorSlot {
+            window,
+            on_drift,
+            current: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The monitor of `model`'s version (built on first use, or after a swap).
+    fn for_model(&self, model: &ServedModel) -> Option<Arc<Monitor>> {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref().is_none_or(|m| m.version != model.version) {
+            *current = Monitor::for_model(model, self.window, self.on_drift.clone()).map(Arc::new);
+        }
+        current.clone()
+    }
+
+    fn render(&self, labels: &str) -> String {
+        let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        current
+            .as_ref()
+            .map(|m| m.render(labels))
+            .unwrap_or_default()
     }
 }
 
@@ -155,6 +192,7 @@ impl AppState {
             variants: Arc::new(variants),
             shadow: shadow.map(Arc::new),
             sticky_header: None,
+            monitor: None,
             recent: Arc::new(std::sync::Mutex::new(Recent::default())),
         }
     }
@@ -492,6 +530,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
             text.push('\n');
         }
     }
+    if let Some(monitor) = &state.monitor {
+        text.push_str(&monitor.render(&labels));
+    }
     if let Ok(recent) = state.recent.lock() {
         let name = match model.task() {
             kaizen_ml::Task::Regression => "kaizen_live_mae",
@@ -543,7 +584,16 @@ async fn invocations(
         .shadow
         .as_ref()
         .map(|_| (headers.clone(), query.0.clone()));
-    let outcome = score_request(state.clone(), Arc::clone(&model), headers, query, body).await;
+    let observe = variant_index == 0;
+    let outcome = score_request(
+        state.clone(),
+        Arc::clone(&model),
+        observe,
+        headers,
+        query,
+        body,
+    )
+    .await;
     let seconds = started.elapsed().as_secs_f64();
     let (status, rows, inputs, outputs, response) = match outcome {
         Ok((inputs, rows, predictions)) => {
@@ -623,6 +673,7 @@ async fn run_shadow(
     let outcome = score_request(
         state.clone(),
         Arc::clone(&model),
+        false,
         headers,
         RawQuery(query),
         Ok(raw),
@@ -755,6 +806,7 @@ fn frame_json(frame: &kaizen_ml::Frame) -> String {
 async fn score_request(
     state: AppState,
     model: Arc<ServedModel>,
+    observe: bool,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: std::result::Result<Bytes, BytesRejection>,
@@ -779,6 +831,7 @@ async fn score_request(
         .trim()
         .to_ascii_lowercase();
     let mut probabilities = query_probabilities(query.as_deref());
+    let monitor = if observe { state.monitor.clone() } else { None };
     let (predictions, with_probabilities, inputs, rows) = tokio::task::spawn_blocking(move || {
         let frame = match media.as_str() {
             "text/csv" => parse::parse_csv(&body, model.inputs())?,
@@ -790,6 +843,11 @@ async fn score_request(
             other => return Err(ServeError::UnsupportedMediaType(other.to_string())),
         };
         let predictions = model.score(&frame)?;
+        if let Some(slot) = &monitor
+            && let Some(m) = slot.for_model(&model)
+        {
+            m.observe(&model, &frame, &predictions);
+        }
         Ok((
             predictions,
             probabilities,

@@ -13,9 +13,10 @@ pub mod app;
 pub mod error;
 pub mod log;
 pub mod model;
+pub mod monitor;
 pub mod parse;
 
-pub use app::{AppState, Metrics, ModelSlot, ServeConfig, Variant, app, serve};
+pub use app::{AppState, Metrics, ModelSlot, MonitorSlot, ServeConfig, Variant, app, serve};
 pub use error::{Result, ServeError};
 pub use log::{FeedbackLog, FeedbackRecord, InferenceLog, InferenceRecord, JsonLog, LogWriter};
 pub use model::{InputColumn, InputKind, Prediction, ServedModel};

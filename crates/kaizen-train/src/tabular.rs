@@ -115,6 +115,9 @@ pub const LEARNERS: [&str; 6] = [
     "text_linear",
 ];
 
+/// The training table saved in a package, the reference of drift monitoring.
+pub const REFERENCE_FILE: &str = "reference.parquet";
+
 /// A learner by name with `kaizen train`'s defaults: trees with 500 rounds at 0.05 and early
 /// stopping after 30 rounds without improvement on the validation part, logistic regression with
 /// up to 500 iterations, the others as their defaults.
@@ -510,6 +513,7 @@ pub async fn run_train(
         &preprocessor,
         &prepared,
         &test.frame,
+        &parts[0].1,
         progress,
     )
     .await;
@@ -570,6 +574,7 @@ async fn run_tracked(
     preprocessor: &Preprocessor,
     data: &Arc<Prepared>,
     test_frame: &Frame,
+    reference: &kaizen_data::Table,
     progress: &dyn Progress,
 ) -> Result<TrainSummary> {
     let task = data.task;
@@ -734,8 +739,12 @@ async fn run_tracked(
         "target": job.target,
         "preprocessor": preprocessor,
         "labels": labels,
+        // The training rows, for drift monitoring of what the model is served.
+        "reference": REFERENCE_FILE,
     });
     write_package(package_dir.path(), &model, meta, x_test)?;
+    let reference_path = package_dir.path().join(REFERENCE_FILE);
+    kaizen_data::write_parquet(reference, &reference_path).map_err(kaizen_ml::MlError::from)?;
     let actor = Actor {
         user: Some(job.user.clone()),
         reason: Some("kaizen train".into()),

@@ -619,6 +619,11 @@ pub struct ServeArgs {
     /// split on its own).
     #[arg(long, value_name = "HEADER")]
     pub sticky_header: Option<String>,
+    /// Compare every window of this many served rows with the model's training reference
+    /// (drift per feature and of the prediction, on /metrics; a `drift.detected` event when
+    /// the rows drifted); 0 turns monitoring off.
+    #[arg(long, default_value_t = 1000, value_name = "ROWS")]
+    pub monitor_window: usize,
 }
 
 #[derive(Debug, Args)]

@@ -497,7 +497,10 @@ fn an_alias_move_under_load_fails_no_request() {
         home.path(),
         &["events", "tail", "--kind", "deployment.changed", "--json"],
     );
-    assert!(events.contains("champion moved from version 1 to 2"), "{events}");
+    assert!(
+        events.contains("champion moved from version 1 to 2"),
+        "{events}"
+    );
 }
 
 /// POSTs a body; answers the status, the `x-kaizen-variant` header and the JSON body.
@@ -684,4 +687,74 @@ fn ab_split_sticky_callers_and_shadow() {
         answer["predictions"], shadowed,
         "the shadow (another learner) answers differently"
     );
+}
+
+/// Served rows are compared with the training reference in windows: shifted inputs drift, the
+/// gauges say which feature, and a `drift.detected` event is recorded.
+#[test]
+fn shifted_traffic_is_detected_as_drift() {
+    let home = tempfile::tempdir().unwrap();
+    let (data, _) = write_data(home.path());
+    ok(
+        home.path(),
+        &[
+            "train", "--data", &data, "--target", "y", "--model", "demo", "--json",
+        ],
+    );
+    let server = Server::spawn(
+        home.path(),
+        &[
+            "serve",
+            "models:/demo@champion",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--monitor-window",
+            "200",
+        ],
+    );
+    let rows = |shift: f64| -> String {
+        let data: Vec<Value> = (0..200)
+            .map(|i| {
+                let u = f64::from(i) / 100.0 - 1.0;
+                json!([u + shift, -u * 0.9, (u * 7.0).sin()])
+            })
+            .collect();
+        json!({"dataframe_split": {"columns": ["x1", "x2", "x3"], "data": data}}).to_string()
+    };
+    let (status, _) = server.call("POST", "/invocations", &rows(5.0));
+    assert_eq!(status, 200);
+    let start = std::time::Instant::now();
+    let text = loop {
+        let (_, metrics) = server.call("GET", "/metrics", "");
+        let text = metrics.as_str().unwrap_or_default().to_string();
+        if text.contains("kaizen_drift_windows_total{")
+            && !text.contains(
+                "kaizen_drift_windows_total{model=\"demo\",version=\"1\",variant=\"default\"} 0",
+            )
+        {
+            break text;
+        }
+        assert!(start.elapsed().as_secs() < 20, "{text}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(text.contains("feature=\"x1\"} 1"), "x1 drifted: {text}");
+    assert!(
+        text.contains("kaizen_drift_windows_drifted_total{"),
+        "{text}"
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let events = ok(
+            home.path(),
+            &["events", "tail", "--kind", "drift.detected", "--json"],
+        );
+        if events.contains("\"x1\"") {
+            assert!(events.contains("\"source\":\"serving\""), "{events}");
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 20, "{events}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

@@ -397,6 +397,46 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         log,
     );
     state.sticky_header = args.sticky_header.clone();
+    if args.monitor_window > 0 {
+        // Drift found in a window of served rows becomes a `drift.detected` event.
+        let services = open_services(args.tracking_uri.as_deref()).await?;
+        let runtime = tokio::runtime::Handle::current();
+        let on_drift: kaizen_serving::monitor::OnDrift = Arc::new(move |model, report| {
+            let services = services.clone();
+            let subject = format!("models:/{}/{}", model.name, model.version);
+            let drifted: Vec<String> = report
+                .columns
+                .iter()
+                .filter(|c| c.drifted)
+                .map(|c| c.column.clone())
+                .collect();
+            let payload = serde_json::json!({
+                "name": model.name,
+                "version": model.version,
+                "source": "serving",
+                "drifted_columns": drifted,
+                "share": report.dataset.share,
+                "columns": report.dataset.columns,
+            });
+            eprintln!(
+                "drift detected in served rows of {subject}: {}",
+                payload["drifted_columns"]
+            );
+            runtime.spawn(async move {
+                kaizen_tracking::emit(
+                    services.store.as_ref(),
+                    kaizen_core::events::DRIFT_DETECTED,
+                    &subject,
+                    payload,
+                )
+                .await;
+            });
+        });
+        state.monitor = Some(Arc::new(kaizen_serving::MonitorSlot::new(
+            args.monitor_window,
+            Some(on_drift),
+        )));
+    }
     let feedback_dir = settings::home().join("feedback");
     let (feedback_log, feedback_writer) = FeedbackLog::open(&feedback_dir, args.log_queue)
         .with_context(|| format!("cannot open the feedback log in {}", feedback_dir.display()))?;
