@@ -193,10 +193,10 @@ impl Dispatcher {
                     break;
                 }
                 for event in &events {
-                    if sub.events.is_empty() || sub.events.contains(&event.kind) {
-                        if self.deliver_with_retries(sub, event).await {
-                            delivered += 1;
-                        }
+                    if (sub.events.is_empty() || sub.events.contains(&event.kind))
+                        && self.deliver_with_retries(sub, event).await
+                    {
+                        delivered += 1;
                     }
                     self.store.set_event_cursor(&sub.name, event.id).await?;
                 }

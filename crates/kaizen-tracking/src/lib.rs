@@ -62,22 +62,6 @@ pub fn proxy_path(uri: &str) -> Option<&str> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn proxy_paths() {
-        assert_eq!(
-            super::proxy_path("mlflow-artifacts:/0/abc/artifacts"),
-            Some("0/abc/artifacts")
-        );
-        assert_eq!(
-            super::proxy_path("mlflow-artifacts://h:5000/0/abc"),
-            Some("0/abc")
-        );
-        assert_eq!(super::proxy_path("s3://b/x"), None);
-    }
-}
-
 /// Appends an event to the log after the change it reports is stored. A failure to record the
 /// event is logged and does not undo or fail the change: notifications are best effort, the
 /// change is the record.
@@ -94,5 +78,21 @@ pub async fn emit(
     };
     if let Err(e) = store.append_event(&event).await {
         tracing::warn!(kind, subject, error = %e, "cannot record the event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn proxy_paths() {
+        assert_eq!(
+            super::proxy_path("mlflow-artifacts:/0/abc/artifacts"),
+            Some("0/abc/artifacts")
+        );
+        assert_eq!(
+            super::proxy_path("mlflow-artifacts://h:5000/0/abc"),
+            Some("0/abc")
+        );
+        assert_eq!(super::proxy_path("s3://b/x"), None);
     }
 }

@@ -478,6 +478,13 @@ fn step_json(name: &str, r: &Run) -> Value {
     })
 }
 
+/// Every step kind, `train` and `forecast` tracking into the server's services.
+fn runners(services: &kaizen_tracking::Services) -> Runners {
+    let mut runners = Runners::default();
+    kaizen_train::pipeline_steps::register(&mut runners, services.clone());
+    runners
+}
+
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
@@ -679,11 +686,4 @@ outputs = ["out.txt"]
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
-}
-
-/// Every step kind, `train` and `forecast` tracking into the server's services.
-fn runners(services: &kaizen_tracking::Services) -> Runners {
-    let mut runners = Runners::default();
-    kaizen_train::pipeline_steps::register(&mut runners, services.clone());
-    runners
 }
