@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kaizen_artifacts::ArtifactPath;
-use kaizen_core::{Metric, Param, RunStatus, Tag, now_millis};
+use kaizen_core::{Metric, Param, now_millis};
 use kaizen_data::{ReadOptions, Source, Table};
 use kaizen_ml::forecast::{
     self, Backtest, Cost, ForecastRow, Freq, SeriesSet, SeriesSpec, UnitCosts, build_series,
@@ -21,7 +21,7 @@ use kaizen_ml::forecast::{
 };
 use kaizen_ml::learner::{GbdtParams, LearnerSpec};
 use kaizen_ml::metrics::{RegressionMetrics, residuals_svg};
-use kaizen_tracking::{Actor, NewRun, Services};
+use kaizen_tracking::{Actor, Services};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -29,6 +29,7 @@ use crate::error::{Result, TrainError};
 use crate::gate::{GateDecision, GateRule, HeldOut, gate};
 use crate::package::{Lineage, PackageMeta, write_package};
 use crate::register::register_package;
+use crate::runs::{self, slug};
 use crate::search::{SearchSpace, Strategy, search};
 
 /// Everything `kaizen forecast` is asked.
@@ -107,18 +108,6 @@ pub fn default_space() -> SearchSpace {
     SearchSpace(space)
 }
 
-fn slug(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect()
-}
-
 /// What the job did, in the shape `kaizen forecast --json` prints.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ForecastSummary {
@@ -187,7 +176,18 @@ pub async fn run_forecast(
         forecast::date_of(set.start)
     ));
 
-    let run_id = start_run(services, job).await?;
+    let run_id = runs::start(
+        services,
+        runs::JobRun {
+            experiment: &job.experiment,
+            user: &job.user,
+            parent_run_id: job.parent_run_id.as_deref(),
+            source: "kaizen forecast",
+            task: "forecast",
+            run_name: format!("forecast-{}", slug(&job.spec.target_column)),
+        },
+    )
+    .await?;
     let outcome = run_tracked(
         services,
         job,
@@ -198,52 +198,7 @@ pub async fn run_forecast(
         progress,
     )
     .await;
-    let status = if outcome.is_ok() {
-        RunStatus::Finished
-    } else {
-        RunStatus::Failed
-    };
-    services
-        .tracking
-        .update_run(&run_id, Some(status), Some(now_millis()), None)
-        .await?;
-    outcome
-}
-
-async fn start_run(services: &Services, job: &ForecastJob) -> Result<String> {
-    let experiment_id = match services
-        .tracking
-        .get_experiment_by_name(&job.experiment)
-        .await
-    {
-        Ok(e) => e.experiment_id,
-        Err(e) if e.is_not_found() => {
-            services
-                .tracking
-                .create_experiment(&job.experiment, None, &[])
-                .await?
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let mut tags = vec![
-        Tag::new(kaizen_core::tags::USER, job.user.clone()),
-        Tag::new(kaizen_core::tags::SOURCE_NAME, "kaizen forecast"),
-        Tag::new("kaizen.task", "forecast"),
-    ];
-    if let Some(parent) = &job.parent_run_id {
-        tags.push(Tag::new(kaizen_core::tags::PARENT_RUN_ID, parent.clone()));
-    }
-    let run = services
-        .tracking
-        .create_run(NewRun {
-            experiment_id: Some(experiment_id),
-            user_id: Some(job.user.clone()),
-            run_name: Some(format!("forecast-{}", slug(&job.spec.target_column))),
-            tags,
-            ..NewRun::default()
-        })
-        .await?;
-    Ok(run.info.run_id)
+    runs::finish(services, &run_id, outcome).await
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use kaizen_core::{Metric, Param, RunStatus, Tag, now_millis};
+use kaizen_core::{Metric, Param, now_millis};
 use kaizen_data::{Fractions, SplitSpec, Table};
 use kaizen_ml::learner::GbdtParams;
 use kaizen_ml::linear::{LinearParams, LogisticParams, PenaltyParams, TextLinearParams};
@@ -19,7 +19,7 @@ use kaizen_ml::preprocess::{ColumnSpec, Encoding, Impute};
 use kaizen_ml::{
     ColumnData, FittedModel, Frame, LearnerSpec, Matrix, PreprocessSpec, Preprocessor, Task, fit,
 };
-use kaizen_tracking::{Actor, NewRun, Services};
+use kaizen_tracking::{Actor, Services};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -28,6 +28,7 @@ use crate::forecast::{Progress, put_artifact};
 use crate::gate::{GateDecision, GateRule, HeldOut, gate_with};
 use crate::package::{Lineage, Package, PackageMeta, write_package};
 use crate::register::register_package;
+use crate::runs::{self, slug};
 use crate::search::{SearchSpace, Strategy, search};
 
 /// A target with at most this many distinct integer values is taken for classes.
@@ -162,20 +163,6 @@ pub fn default_rule(task: Task, segments: bool) -> GateRule {
         min_improvement: 0.01,
         max_segment_regression: segments.then_some(0.05),
     }
-}
-
-fn slug(s: &str) -> String {
-    let slug: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    slug.trim_matches('-').to_string()
 }
 
 /// Whether `learner` can learn `task`, before any run starts.
@@ -504,7 +491,18 @@ pub async fn run_train(
         preprocessor.features.len()
     ));
 
-    let run_id = start_run(services, job).await?;
+    let run_id = runs::start(
+        services,
+        runs::JobRun {
+            experiment: &job.experiment,
+            user: &job.user,
+            parent_run_id: job.parent_run_id.as_deref(),
+            source: "kaizen train",
+            task: "train",
+            run_name: format!("train-{}", slug(&job.target)),
+        },
+    )
+    .await?;
     let outcome = run_tracked(
         services,
         job,
@@ -517,52 +515,7 @@ pub async fn run_train(
         progress,
     )
     .await;
-    let status = if outcome.is_ok() {
-        RunStatus::Finished
-    } else {
-        RunStatus::Failed
-    };
-    services
-        .tracking
-        .update_run(&run_id, Some(status), Some(now_millis()), None)
-        .await?;
-    outcome
-}
-
-async fn start_run(services: &Services, job: &TrainJob) -> Result<String> {
-    let experiment_id = match services
-        .tracking
-        .get_experiment_by_name(&job.experiment)
-        .await
-    {
-        Ok(e) => e.experiment_id,
-        Err(e) if e.is_not_found() => {
-            services
-                .tracking
-                .create_experiment(&job.experiment, None, &[])
-                .await?
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let mut tags = vec![
-        Tag::new(kaizen_core::tags::USER, job.user.clone()),
-        Tag::new(kaizen_core::tags::SOURCE_NAME, "kaizen train"),
-        Tag::new("kaizen.task", "train"),
-    ];
-    if let Some(parent) = &job.parent_run_id {
-        tags.push(Tag::new(kaizen_core::tags::PARENT_RUN_ID, parent.clone()));
-    }
-    let run = services
-        .tracking
-        .create_run(NewRun {
-            experiment_id: Some(experiment_id),
-            user_id: Some(job.user.clone()),
-            run_name: Some(format!("train-{}", slug(&job.target))),
-            tags,
-            ..NewRun::default()
-        })
-        .await?;
-    Ok(run.info.run_id)
+    runs::finish(services, &run_id, outcome).await
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -120,3 +120,23 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
     }
     ExitCode::from(1)
 }
+
+/// Resolves on Ctrl-C or SIGTERM: the graceful stop of `kaizen server` and `kaizen serve`.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -466,7 +466,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         deployment = Some(live);
     }
-    kaizen_serving::serve(listener, state, shutdown_signal()).await?;
+    kaizen_serving::serve(listener, state, super::shutdown_signal()).await?;
     if let Some(live) = deployment {
         live.retire().await;
     }
@@ -479,25 +479,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     })
     .await?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }
 
 #[cfg(test)]

@@ -84,29 +84,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             pipelines,
         }),
     };
-    kaizen_server::serve(listener, state, shutdown_signal()).await?;
+    kaizen_server::serve(listener, state, super::shutdown_signal()).await?;
     let _ = stop_events.send(());
     if let Some(d) = dispatcher {
         let _ = d.await;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }
