@@ -353,6 +353,16 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Model servers side by side under `prefix` paths (`/serve/NAME/ALIAS`), for mounting inside
+/// another application (`kaizen server --serve`).
+pub fn mount(servers: Vec<(String, AppState)>) -> Router {
+    servers
+        .into_iter()
+        .fold(Router::new(), |router, (prefix, state)| {
+            router.nest(&prefix, app(state))
+        })
+}
+
 /// Serves [`app`] on `listener` until `shutdown` resolves, then drains in-flight requests for up
 /// to ten seconds.
 pub async fn serve(

@@ -16,7 +16,7 @@ pub mod model;
 pub mod monitor;
 pub mod parse;
 
-pub use app::{AppState, Metrics, ModelSlot, MonitorSlot, ServeConfig, Variant, app, serve};
+pub use app::{AppState, Metrics, ModelSlot, MonitorSlot, ServeConfig, Variant, app, mount, serve};
 pub use error::{Result, ServeError};
 pub use log::{FeedbackLog, FeedbackRecord, InferenceLog, InferenceRecord, JsonLog, LogWriter};
 pub use model::{InputColumn, InputKind, Prediction, ServedModel};

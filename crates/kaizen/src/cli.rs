@@ -331,6 +331,10 @@ pub struct ServerArgs {
     /// The largest JSON request body accepted, in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub max_body_size: usize,
+    /// Also serve a registered model's alias at `/serve/NAME/ALIAS/invocations` (repeat for
+    /// several), with the same inference log, metrics and hot swap as `kaizen serve`.
+    #[arg(long = "serve", value_name = "NAME@ALIAS")]
+    pub serve: Vec<String>,
     /// Event subscribers to deliver to (default: events.toml in the home, when it exists).
     #[arg(long, value_name = "FILE", env = "KAIZEN_EVENTS")]
     pub events: Option<std::path::PathBuf>,

@@ -758,3 +758,29 @@ fn shifted_traffic_is_detected_as_drift() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// `kaizen server --serve NAME@ALIAS` mounts the model server beside the tracking API.
+#[test]
+fn the_tracking_server_mounts_a_model() {
+    let home = tempfile::tempdir().unwrap();
+    let (data, _) = write_data(home.path());
+    ok(
+        home.path(),
+        &[
+            "train", "--data", &data, "--target", "y", "--model", "demo", "--json",
+        ],
+    );
+    let server = Server::start(home.path(), &["--serve", "demo@champion"]);
+    let body = r#"{"dataframe_split": {"columns": ["x1", "x2", "x3"], "data": [[0.1, 0.2, 0.3]]}}"#;
+    let (status, v) = server.call("POST", "/serve/demo/champion/invocations", body);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["predictions"].as_array().unwrap().len(), 1);
+    let (status, health) = server.call("GET", "/serve/demo/champion/health", "");
+    assert_eq!(status, 200);
+    assert_eq!(health["version"], "1");
+    // The tracking API is still there.
+    let (status, _) = server.call("GET", "/api/2.0/mlflow/registered-models/get?name=demo", "");
+    assert_eq!(status, 200);
+    let (status, _) = server.call("POST", "/serve/demo/champion/invocations", "{");
+    assert_eq!(status, 400);
+}

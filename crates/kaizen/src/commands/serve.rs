@@ -90,13 +90,13 @@ async fn open_services(tracking_uri: Option<&str>) -> anyhow::Result<Services> {
 /// What one `kaizen serve` process has live, for the registry: the endpoint, since when, and
 /// each arm (variant or shadow) with the alias it follows and the version it serves now.
 #[derive(Clone)]
-struct Deployment {
-    services: Services,
-    name: String,
-    endpoint: String,
-    since: i64,
+pub(crate) struct Deployment {
+    pub(crate) services: Services,
+    pub(crate) name: String,
+    pub(crate) endpoint: String,
+    pub(crate) since: i64,
     /// `(arm name, alias, weight, slot)`; the shadow's weight is `None`.
-    arms: Vec<(String, String, Option<u32>, Arc<ModelSlot>)>,
+    pub(crate) arms: Vec<(String, String, Option<u32>, Arc<ModelSlot>)>,
 }
 
 impl Deployment {
@@ -109,7 +109,7 @@ impl Deployment {
 
     /// Writes what is live: a registered-model tag, an audit entry per version, lineage edges
     /// from each version to the endpoint, and a `deployment.changed` event.
-    async fn record(&self, reason: &str) {
+    pub(crate) async fn record(&self, reason: &str) {
         let arms: Vec<serde_json::Value> = self
             .arms
             .iter()
@@ -171,7 +171,7 @@ impl Deployment {
     }
 
     /// The endpoint stopped: nothing is live there any more.
-    async fn retire(&self) {
+    pub(crate) async fn retire(&self) {
         let _ = self
             .services
             .registry
@@ -182,7 +182,7 @@ impl Deployment {
 
 /// Follows `models:/NAME@ALIAS`: when the alias moves, loads the new version off the request
 /// path and swaps it in; requests in flight finish on the version they started with.
-fn follow_alias(
+pub(crate) fn follow_alias(
     services: Services,
     name: String,
     alias: String,

@@ -76,6 +76,58 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let mut mounted = Vec::new();
+    let mut deployments = Vec::new();
+    let mut log_writer = None;
+    if !args.serve.is_empty() {
+        let log_dir = settings::home().join("inference_log");
+        let (log, writer) = kaizen_serving::InferenceLog::open(&log_dir, 100_000)
+            .with_context(|| format!("cannot open the inference log in {}", log_dir.display()))?;
+        log_writer = Some(writer);
+        for spec in &args.serve {
+            let (name, alias) = spec
+                .split_once('@')
+                .filter(|(n, a)| !n.is_empty() && !a.is_empty())
+                .ok_or_else(|| {
+                    kaizen_core::Error::invalid(format!(
+                        "--serve `{spec}`: expected NAME@ALIAS, e.g. churn@champion"
+                    ))
+                })?;
+            let model = kaizen_serving::ServedModel::from_registry(&services, name, alias)
+                .await
+                .map_err(|e| kaizen_core::Error::invalid(e.to_string()))?;
+            let state = kaizen_serving::AppState::new(
+                model,
+                kaizen_serving::ServeConfig::default(),
+                Some(log.clone()),
+            );
+            let prefix = format!("/serve/{name}/{alias}");
+            let deployment = super::serve::Deployment {
+                services: services.clone(),
+                name: name.to_string(),
+                endpoint: format!("http://{local}{prefix}"),
+                since: kaizen_core::now_millis(),
+                arms: vec![(
+                    "default".to_string(),
+                    alias.to_string(),
+                    Some(1),
+                    Arc::clone(&state.model),
+                )],
+            };
+            deployment.record("kaizen server started").await;
+            super::serve::follow_alias(
+                services.clone(),
+                name.to_string(),
+                alias.to_string(),
+                Arc::clone(&state.model),
+                std::time::Duration::from_secs(1),
+                deployment.clone(),
+            );
+            eprintln!("serving {name}@{alias}: POST http://{local}{prefix}/invocations");
+            deployments.push(deployment);
+            mounted.push((prefix, state));
+        }
+    }
     let state = AppState {
         services,
         config: Arc::new(ServerConfig {
@@ -84,7 +136,19 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             pipelines,
         }),
     };
-    kaizen_server::serve(listener, state, super::shutdown_signal()).await?;
+    kaizen_server::serve_with(
+        listener,
+        state,
+        kaizen_serving::mount(mounted),
+        super::shutdown_signal(),
+    )
+    .await?;
+    for deployment in deployments {
+        deployment.retire().await;
+    }
+    if let Some(writer) = log_writer {
+        tokio::task::spawn_blocking(move || writer.join()).await?;
+    }
     let _ = stop_events.send(());
     if let Some(d) = dispatcher {
         let _ = d.await;
