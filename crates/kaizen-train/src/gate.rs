@@ -76,6 +76,27 @@ pub struct GateDecision {
     pub segments: Vec<SegmentComparison>,
 }
 
+impl GateDecision {
+    /// The version holding the alias after the decision.
+    pub fn holder(&self) -> &str {
+        if self.promoted {
+            &self.challenger_version
+        } else {
+            self.champion_version.as_deref().unwrap_or_default()
+        }
+    }
+
+    /// One line for people: where the alias went, and why.
+    pub fn summary(&self) -> String {
+        let outcome = if self.promoted {
+            format!("{} -> version {}", self.alias, self.challenger_version)
+        } else {
+            format!("{} stays at version {}", self.alias, self.holder())
+        };
+        format!("{outcome} ({})", self.reason)
+    }
+}
+
 /// Scores version `challenger_version` of `model_name` and the version holding `alias` on
 /// `heldout`, applies `rule`, moves the alias to the challenger when it passes, and records the
 /// decision (`gate.promote` or `gate.reject`) in the audit log. Without a champion the challenger

@@ -32,6 +32,14 @@ use crate::gate::GateRule;
 use crate::search::{SearchSpace, Strategy};
 use crate::tabular::{TrainJob, default_learner, run_train};
 
+/// Every step kind: the data kinds of `kaizen-pipeline`, and `train` and `forecast`, which track
+/// into `services`.
+pub fn runners(services: &Services) -> Runners {
+    let mut runners = Runners::default();
+    register(&mut runners, services.clone());
+    runners
+}
+
 /// Adds the `train` and `forecast` runners, which track into `services`.
 pub fn register(runners: &mut Runners, services: Services) {
     let services = Arc::new(services);

@@ -746,23 +746,8 @@ async fn run_tracked(
             &champion_rows,
         )
         .await?;
-        progress.step(&format!(
-            "gate: {} ({})",
-            if d.promoted {
-                format!("{alias} -> version {model_version}")
-            } else {
-                format!(
-                    "{alias} stays at version {}",
-                    d.champion_version.clone().unwrap_or_default()
-                )
-            },
-            d.reason
-        ));
-        champion_version = Some(if d.promoted {
-            model_version.clone()
-        } else {
-            d.champion_version.clone().unwrap_or_default()
-        });
+        progress.step(&format!("gate: {}", d.summary()));
+        champion_version = Some(d.holder().to_string());
         decision = Some(d);
     }
 

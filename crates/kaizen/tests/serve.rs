@@ -231,23 +231,7 @@ fn predict_and_serve_refuse_unknown_models() {
 
 /// POSTs `body` to `url` + `/invocations` with a request id; answers the status.
 fn post_invocation(url: &str, request_id: &str, body: &str) -> u16 {
-    use std::io::{Read, Write};
-    let authority = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(authority).expect("connect");
-    write!(
-        stream,
-        "POST /invocations HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
-         X-Request-Id: {request_id}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    post_full(url, "/invocations", &[("x-request-id", request_id)], body).0
 }
 
 /// Under 10,000 requests from 8 clients, every request (answered or refused) appears exactly

@@ -13,7 +13,7 @@ use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use kaizen_core::{Error, ErrorKind, Run, RunStatus, ViewType, tags};
-use kaizen_pipeline::{ParamValue, Pipeline, Reporter, RunOptions, Runners, StepResult};
+use kaizen_pipeline::{ParamValue, Pipeline, Reporter, RunOptions, StepResult};
 use serde_json::{Map, Value, json};
 
 use super::ApiResult;
@@ -255,7 +255,7 @@ async fn start_run(
         &s.services,
         &pipeline,
         &opts,
-        &runners(&s.services),
+        &kaizen_train::pipeline_steps::runners(&s.services),
         reporter,
     )
     .await?;
@@ -476,13 +476,6 @@ fn step_json(name: &str, r: &Run) -> Value {
         "run_id": r.info.run_id,
         "outputs": outputs,
     })
-}
-
-/// Every step kind, `train` and `forecast` tracking into the server's services.
-fn runners(services: &kaizen_tracking::Services) -> Runners {
-    let mut runners = Runners::default();
-    kaizen_train::pipeline_steps::register(&mut runners, services.clone());
-    runners
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ use kaizen_train::search::Strategy;
 use crate::cli::ForecastArgs;
 use crate::settings;
 
-/// Progress lines on stderr, so stdout stays the result.
-struct Stderr;
+/// Progress lines on stderr, so stdout stays the result (`kaizen forecast`, `kaizen train`).
+pub(crate) struct Stderr;
 
 impl Progress for Stderr {
     fn step(&self, message: &str) {
@@ -85,17 +85,11 @@ pub async fn run(args: ForecastArgs) -> anyhow::Result<ExitCode> {
         .await
         .map_err(to_core)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary_json(&summary))?);
+        println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print_summary(&summary);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The `--json` shape: `model` and `baselines` with wape/mae/rmse (and the other metrics),
-/// `model_version`, `forecast_path`, and the rest of the summary.
-pub fn summary_json(summary: &ForecastSummary) -> serde_json::Value {
-    serde_json::to_value(summary).unwrap_or(serde_json::Value::Null)
 }
 
 fn print_summary(s: &ForecastSummary) {

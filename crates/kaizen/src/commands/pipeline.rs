@@ -15,7 +15,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kaizen_client::{RunSearch, TrackingClient};
 use kaizen_core::{Error, ErrorKind, Run, RunStatus, ViewType, tags};
 use kaizen_pipeline::{
-    ParamValue, Pipeline, Reporter, RunOptions, RunSummary, Runners, StepResult, StepStatus,
+    ParamValue, Pipeline, Reporter, RunOptions, RunSummary, StepResult, StepStatus,
 };
 use kaizen_server::{AppState, ServerConfig};
 use kaizen_tracking::Services;
@@ -107,18 +107,29 @@ impl Tracked {
         }
     }
 
+    /// Runs `pipeline` with every step kind, showing progress.
+    pub(crate) async fn run(
+        &self,
+        pipeline: &Pipeline,
+        opts: &RunOptions,
+    ) -> kaizen_core::Result<RunSummary> {
+        let reporter = Arc::new(Progress::new(pipeline));
+        let outcome = kaizen_pipeline::run_pipeline(
+            &self.services,
+            pipeline,
+            opts,
+            &kaizen_train::pipeline_steps::runners(&self.services),
+            reporter.clone(),
+        )
+        .await;
+        reporter.finish();
+        outcome
+    }
+
     pub(crate) async fn close(self) {
         let _ = self.stop.send(());
         let _ = self.server.await;
     }
-}
-
-/// Every step kind: the data kinds of `kaizen-pipeline`, and `train` and `forecast`, which
-/// track into `services`.
-pub(crate) fn runners(services: &Services) -> Runners {
-    let mut runners = Runners::default();
-    kaizen_train::pipeline_steps::register(&mut runners, services.clone());
-    runners
 }
 
 pub(crate) fn project_dir(dir: &Path) -> anyhow::Result<PathBuf> {
@@ -186,16 +197,7 @@ async fn run_pipeline(args: PipelineRunArgs) -> anyhow::Result<ExitCode> {
         args.max_parallel,
         vec![("kaizen.trigger".into(), "cli".into())],
     );
-    let reporter = Arc::new(Progress::new(&pipeline));
-    let outcome = kaizen_pipeline::run_pipeline(
-        &tracked.services,
-        &pipeline,
-        &opts,
-        &runners(&tracked.services),
-        reporter.clone(),
-    )
-    .await;
-    reporter.finish();
+    let outcome = tracked.run(&pipeline, &opts).await;
     tracked.close().await;
     let summary = outcome?;
     if args.json {
@@ -220,16 +222,7 @@ async fn triggered_run(tracked: &Tracked, dir: &Path, opts: RunOptions, json: bo
             return false;
         }
     };
-    let reporter = Arc::new(Progress::new(&pipeline));
-    let outcome = kaizen_pipeline::run_pipeline(
-        &tracked.services,
-        &pipeline,
-        &opts,
-        &runners(&tracked.services),
-        reporter.clone(),
-    )
-    .await;
-    reporter.finish();
+    let outcome = tracked.run(&pipeline, &opts).await;
     match outcome {
         Ok(summary) => {
             if json {

@@ -6,7 +6,6 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use kaizen_artifacts::ArtifactPath;
@@ -16,7 +15,7 @@ use kaizen_train::forecast::ForecastSummary;
 use serde_json::json;
 
 use crate::cli::QuickstartArgs;
-use crate::commands::pipeline::{Progress, Tracked, project_dir, report_outcome, runners};
+use crate::commands::pipeline::{Tracked, project_dir, report_outcome};
 use crate::{printer, settings};
 
 /// The pipeline step that forecasts, backtests, registers and gates.
@@ -63,16 +62,7 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         2,
         vec![("kaizen.trigger".into(), "quickstart".into())],
     );
-    let reporter = Arc::new(Progress::new(&pipeline));
-    let outcome = kaizen_pipeline::run_pipeline(
-        &tracked.services,
-        &pipeline,
-        &opts,
-        &runners(&tracked.services),
-        reporter.clone(),
-    )
-    .await;
-    reporter.finish();
+    let outcome = tracked.run(&pipeline, &opts).await;
     let services = tracked.services.clone();
     tracked.close().await;
     let summary = outcome?;

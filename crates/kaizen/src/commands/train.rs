@@ -8,23 +8,14 @@ use std::process::ExitCode;
 
 use kaizen_ml::Task;
 use kaizen_tracking::Services;
-use kaizen_train::forecast::{Progress, read_table};
+use kaizen_train::forecast::read_table;
 use kaizen_train::search::{SearchSpace, Strategy, merge_settings};
 use kaizen_train::tabular::{TrainJob, TrainSummary, compact, default_learner, run_train};
 use serde_json::Value;
 
 use crate::cli::TrainArgs;
-use crate::commands::forecast::to_core;
+use crate::commands::forecast::{Stderr, to_core};
 use crate::settings;
-
-/// Progress lines on stderr, so stdout stays the result.
-struct Stderr;
-
-impl Progress for Stderr {
-    fn step(&self, message: &str) {
-        eprintln!("{message}");
-    }
-}
 
 /// A value as JSON (`6`, `0.1`, `true`, `"x"`), or as a string when it is not JSON (`depth_wise`).
 fn json_value(s: &str) -> Value {
