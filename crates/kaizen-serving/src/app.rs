@@ -842,6 +842,8 @@ async fn score_request(
         .to_ascii_lowercase();
     let mut probabilities = query_probabilities(query.as_deref());
     let monitor = if observe { state.monitor.clone() } else { None };
+    // The inputs as JSON only feed the inference log; without one, skip the encoding.
+    let log_inputs = state.log.is_some();
     let (predictions, with_probabilities, inputs, rows) = tokio::task::spawn_blocking(move || {
         let frame = match media.as_str() {
             "text/csv" => parse::parse_csv(&body, model.inputs())?,
@@ -861,7 +863,11 @@ async fn score_request(
         Ok((
             predictions,
             probabilities,
-            frame_json(&frame),
+            if log_inputs {
+                frame_json(&frame)
+            } else {
+                String::new()
+            },
             frame.rows() as u64,
         ))
     })
