@@ -15,9 +15,11 @@ pub const DEPLOYMENT_CHANGED: &str = "deployment.changed";
 pub const DRIFT_DETECTED: &str = "drift.detected";
 /// A pipeline's validate step failed.
 pub const VALIDATION_FAILED: &str = "validation.failed";
+/// A retraining policy ran: what triggered it, the version trained and the gate's decision.
+pub const RETRAIN_FINISHED: &str = "retrain.finished";
 
 /// Every kind, for checking subscriptions.
-pub const ALL: [&str; 7] = [
+pub const ALL: [&str; 8] = [
     RUN_FINISHED,
     RUN_FAILED,
     MODEL_VERSION_REGISTERED,
@@ -25,4 +27,5 @@ pub const ALL: [&str; 7] = [
     DEPLOYMENT_CHANGED,
     DRIFT_DETECTED,
     VALIDATION_FAILED,
+    RETRAIN_FINISHED,
 ];

@@ -256,10 +256,19 @@ fn param_from_toml(name: &str, v: &toml::Value) -> Result<ParamValue> {
 }
 
 impl Pipeline {
-    /// Reads `dir/kaizen.toml`.
+    /// Reads `dir/kaizen.toml`, or the pipeline file `dir` names.
     pub fn load(dir: &Path) -> Result<Self> {
-        let file = dir.join(PIPELINE_FILE);
-        let text = std::fs::read_to_string(&file).map_err(|e| {
+        if dir.is_file() {
+            return Self::load_file(dir);
+        }
+        Self::load_file(&dir.join(PIPELINE_FILE))
+    }
+
+    /// Reads a pipeline file other than `kaizen.toml` (a project may hold several); paths in it
+    /// are relative to its directory.
+    pub fn load_file(file: &Path) -> Result<Self> {
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let text = std::fs::read_to_string(file).map_err(|e| {
             Error::invalid(format!("cannot read pipeline file {}: {e}", file.display()))
         })?;
         Self::parse(&text, dir)

@@ -118,6 +118,8 @@ impl Recent {
 /// Drift monitoring settings and the monitor of the version being served.
 pub struct MonitorSlot {
     pub window: usize,
+    /// Windows also close at this age (with enough rows).
+    pub max_age: Option<std::time::Duration>,
     pub on_drift: Option<OnDrift>,
     current: std::sync::Mutex<Option<Arc<Monitor>>>,
 }
@@ -126,6 +128,7 @@ impl MonitorSlot {
     pub fn new(window: usize, on_drift: Option<OnDrift>) -> MonitorSlot {
         MonitorSlot {
             window,
+            max_age: None,
             on_drift,
             current: std::sync::Mutex::new(None),
         }
@@ -135,7 +138,8 @@ impl MonitorSlot {
     fn for_model(&self, model: &ServedModel) -> Option<Arc<Monitor>> {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if current.as_ref().is_none_or(|m| m.version != model.version) {
-            *current = Monitor::for_model(model, self.window, self.on_drift.clone()).map(Arc::new);
+            *current = Monitor::for_model(model, self.window, self.max_age, self.on_drift.clone())
+                .map(Arc::new);
         }
         current.clone()
     }
@@ -663,6 +667,14 @@ async fn invocations(
     let mut response = response;
     if let Ok(name) = HeaderValue::from_str(&variant.name) {
         response.headers_mut().insert("x-kaizen-variant", name);
+    }
+    // Which version answered: during a hot swap, callers can tell.
+    if !model.version.is_empty()
+        && let Ok(version) = HeaderValue::from_str(&model.version)
+    {
+        response
+            .headers_mut()
+            .insert("x-kaizen-model-version", version);
     }
     response
 }

@@ -3,6 +3,7 @@
 //! - [`model`]: [`ServedModel`], a loaded package with the columns it takes and `score`.
 //! - [`parse`]: the bodies of `POST /invocations` (`dataframe_split`, `dataframe_records`,
 //!   `instances`, `inputs`, CSV) checked against those columns into a [`kaizen_ml::Frame`].
+//! - [`traffic`]: served rows joined with their feedback, for retraining.
 //! - [`app`]: `fn app(state) -> Router` with `/invocations`, `/ping`, `/health`, `/version`.
 //!
 //! **Architecture invariant:** every route goes through [`app`]'s one layer stack (request id,
@@ -15,6 +16,7 @@ pub mod log;
 pub mod model;
 pub mod monitor;
 pub mod parse;
+pub mod traffic;
 
 pub use app::{AppState, Metrics, ModelSlot, MonitorSlot, ServeConfig, Variant, app, mount, serve};
 pub use error::{Result, ServeError};

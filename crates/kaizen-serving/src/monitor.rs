@@ -1,4 +1,5 @@
-//! Online drift monitoring: the rows a model is served, in windows of a fixed count, compared
+//! Online drift monitoring: the rows a model is served, in windows of a fixed count (or of a
+//! time span: a window also closes when it is old enough), compared
 //! with the reference saved with the model at training (`reference.parquet` in its package) by
 //! the drift engine, feature by feature and for the prediction. Each window's result goes to
 //! `/metrics` gauges and, when the data set drifted, to a callback (the binary records a
@@ -17,6 +18,9 @@ use crate::model::{Prediction, ServedModel};
 /// The column of predictions in both windows: the value, or the last class's probability.
 pub const PREDICTION: &str = "prediction";
 
+/// The fewest rows a window closed by age is compared with (fewer say little).
+pub const MIN_TIMED_ROWS: usize = 30;
+
 /// Called with each window's report when the data set drifted.
 pub type OnDrift = Arc<dyn Fn(&ServedModel, &DriftReport) + Send + Sync>;
 
@@ -32,6 +36,7 @@ pub struct Snapshot {
 }
 
 struct Buffer {
+    started: std::time::Instant,
     names: Vec<String>,
     columns: Vec<ColumnData>,
     predictions: Vec<f64>,
@@ -42,6 +47,8 @@ pub struct Monitor {
     pub version: String,
     reference: Arc<Dataset>,
     window: usize,
+    /// A window also closes when it is this old and holds at least [`MIN_TIMED_ROWS`].
+    max_age: Option<std::time::Duration>,
     buffer: Mutex<Option<Buffer>>,
     pub snapshot: Arc<Mutex<Snapshot>>,
     on_drift: Option<OnDrift>,
@@ -89,6 +96,7 @@ impl Monitor {
     pub fn for_model(
         model: &ServedModel,
         window: usize,
+        max_age: Option<std::time::Duration>,
         on_drift: Option<OnDrift>,
     ) -> Option<Monitor> {
         let file = model.package.meta.extra.get("reference")?.as_str()?;
@@ -115,6 +123,7 @@ impl Monitor {
             version: model.version.clone(),
             reference: Arc::new(reference),
             window: window.max(10),
+            max_age,
             buffer: Mutex::new(None),
             snapshot: Arc::new(Mutex::new(Snapshot::default())),
             on_drift,
@@ -126,6 +135,7 @@ impl Monitor {
         let full = {
             let mut guard = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
             let buffer = guard.get_or_insert_with(|| Buffer {
+                started: std::time::Instant::now(),
                 names: frame.names.clone(),
                 columns: frame
                     .columns
@@ -150,7 +160,11 @@ impl Monitor {
             buffer
                 .predictions
                 .extend(predictions.iter().map(prediction_value));
-            if buffer.predictions.len() >= self.window {
+            let rows = buffer.predictions.len();
+            let aged = self
+                .max_age
+                .is_some_and(|age| rows >= MIN_TIMED_ROWS && buffer.started.elapsed() >= age);
+            if rows >= self.window || aged {
                 guard.take()
             } else {
                 None

@@ -41,8 +41,9 @@ pub struct TrackingArgs {
 pub enum Command {
     /// Run the tracking server and model registry (MLflow REST API compatible).
     Server(ServerArgs),
-    /// The whole loop on the local home: the electronics sales pipeline, a forecast model
-    /// searched, backtested against baselines, registered and gated to `champion`.
+    /// The whole loop on the local home: the electronics sales pipeline and a forecast model
+    /// (searched, backtested, registered, gated), then an order-value model served, drifted
+    /// traffic replayed, the drift alert, retraining, the gate and the hot swap.
     Quickstart(QuickstartArgs),
     /// Experiments: list, create, delete.
     #[command(subcommand)]
@@ -76,6 +77,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Score a table (CSV or Parquet) with a model into a CSV file.
     Predict(PredictArgs),
+    /// Retrain a model once by its policy: labeled served traffic, the training pipeline, the gate.
+    Retrain(RetrainArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,7 +173,7 @@ pub enum PipelineCommand {
 
 #[derive(Debug, Args)]
 pub struct PipelineRunArgs {
-    /// The project directory holding kaizen.toml.
+    /// The project directory holding kaizen.toml, or another pipeline file of a project.
     #[arg(default_value = ".")]
     pub dir: std::path::PathBuf,
     /// Override a parameter: `-p key=value` (typed by the default's type); repeatable.
@@ -354,6 +357,10 @@ pub struct QuickstartArgs {
     /// The example project to run (its pipeline and data).
     #[arg(long, default_value = "examples/electronics", value_name = "DIR")]
     pub project: std::path::PathBuf,
+    /// Deliver the loop's events (drift detected, retrained, alias moved, ...) to the
+    /// subscribers of this file (webhooks, Slack, a log file, a command).
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<std::path::PathBuf>,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     pub json: bool,
@@ -628,6 +635,32 @@ pub struct ServeArgs {
     /// the rows drifted); 0 turns monitoring off.
     #[arg(long, default_value_t = 1000, value_name = "ROWS")]
     pub monitor_window: usize,
+    /// Also close a monitoring window when it is this old (`30s`, `5m`, `1h`) and holds at
+    /// least 30 rows, so that slow traffic is compared too.
+    #[arg(long, value_name = "SPAN")]
+    pub monitor_every: Option<String>,
+    /// A retraining policy (`retrain.toml`): when its triggers fire (drift in served rows, a
+    /// schedule), retrain on the labeled traffic, gate, and serve the new version if promoted.
+    #[arg(long, value_name = "FILE")]
+    pub retrain: Option<std::path::PathBuf>,
+    /// Deliver events (drift detected, retrained, alias moved, ...) to the subscribers of this
+    /// file (webhooks, Slack, a log file, a command) while serving.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RetrainArgs {
+    /// The retraining policy (`retrain.toml` in a project).
+    #[arg(long, value_name = "FILE")]
+    pub policy: std::path::PathBuf,
+    /// The store the registry lives in: `sqlite:///path` or `postgresql://...` (default: the
+    /// local home).
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub tracking_uri: Option<String>,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

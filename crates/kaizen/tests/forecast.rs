@@ -1,5 +1,6 @@
 //! `kaizen forecast` and `kaizen quickstart` end to end: the real binary on a home of the test's
-//! own, on a CSV the test writes (and, for the quickstart, the electronics example data).
+//! own, on a CSV the test writes (and, for the quickstart, the electronics example data, with
+//! the production loop's webhook received by the test).
 
 mod support;
 
@@ -7,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{kaizen, ok, ok_json};
+use support::{kaizen, ok, ok_json, receiver};
 
 /// Sales of two products over 200 days from 2024-01-01: a weekly pattern, a level per product,
 /// seeded noise, several rows per day.
@@ -207,14 +208,89 @@ fn quickstart_runs_the_electronics_pipeline_and_gates_the_forecast() {
         return;
     }
     let home = tempfile::tempdir().unwrap();
+    let (hook, received) = receiver();
+    let events = home.path().join("events.toml");
+    std::fs::write(
+        &events,
+        format!(
+            "[[subscribers]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{hook}\"\n\
+             events = [\"drift.detected\", \"retrain.finished\", \"alias.moved\"]\n"
+        ),
+    )
+    .unwrap();
     let summary: Value = ok_json(
         home.path(),
         &[
             "quickstart",
             "--project",
             project.to_str().unwrap(),
+            "--events",
+            events.to_str().unwrap(),
             "--json",
         ],
+    );
+    // The production loop: drifted traffic, the alert, the retraining, the gate, the swap.
+    assert_eq!(summary["drift_detected"], true, "{summary}");
+    assert_eq!(summary["promoted"], true, "{summary}");
+    let retrained = summary["retrained_version"].as_str().unwrap().to_string();
+    let serving = &summary["serving"];
+    assert_eq!(serving["served_version"], "1");
+    assert_eq!(
+        serving["answering_version"],
+        retrained.as_str(),
+        "{serving}"
+    );
+    assert!(
+        serving["drifted_columns"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("Unit Price")),
+        "{serving}"
+    );
+    let (before, after) = (
+        serving["mae_before"].as_f64().unwrap(),
+        serving["mae_after"].as_f64().unwrap(),
+    );
+    assert!(after < 0.5 * before, "MAE before {before}, after {after}");
+    assert!(serving["retrain"]["traffic_rows"].as_u64().unwrap() >= 800);
+    // The subscriber got the alert, the retraining and the alias move (delivered before exit).
+    let kinds: Vec<String> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for kind in ["drift.detected", "retrain.finished", "alias.moved"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} not in {kinds:?}");
+    }
+    let drift = received
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "drift.detected")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        drift["payload"]["name"], "electronics-order-value",
+        "{drift}"
+    );
+    // The new version is what the registry calls champion, and what the log says answered last.
+    let champion = ok_json(
+        home.path(),
+        &["models", "show", "electronics-order-value", "--json"],
+    );
+    assert!(champion.to_string().contains("champion"), "{champion}");
+    let last = ok_json(
+        home.path(),
+        &[
+            "sql",
+            "SELECT version FROM inference_log WHERE model = 'electronics-order-value' ORDER BY timestamp DESC LIMIT 1",
+            "--json",
+        ],
+    );
+    assert!(
+        last.to_string().contains(&format!("\"{retrained}\"")),
+        "{last}"
     );
     let model = summary["model"]["wape"].as_f64().unwrap();
     let snaive = summary["baselines"]["seasonal_naive"]["wape"]

@@ -109,3 +109,52 @@ async fn dispatch(services: &Services, args: EventsDispatchArgs) -> anyhow::Resu
         .await;
     Ok(ExitCode::SUCCESS)
 }
+
+/// Event delivery running beside a server.
+pub(crate) struct RunningDispatcher {
+    dispatcher: std::sync::Arc<kaizen_notify::Dispatcher>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningDispatcher {
+    /// Stops polling, then delivers what the last moments appended.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+        if let Err(e) = self.dispatcher.deliver_pending().await {
+            tracing::warn!(error = %e, "the last events were not delivered");
+        }
+    }
+}
+
+/// Starts delivering the events of `services`' store to the subscribers of `path`.
+pub(crate) fn spawn_dispatcher(
+    services: &Services,
+    path: &std::path::Path,
+) -> anyhow::Result<RunningDispatcher> {
+    let config = kaizen_notify::Config::load(path)?;
+    eprintln!(
+        "events: {} subscriber(s) from {}",
+        config.subscribers.len(),
+        path.display()
+    );
+    let dispatcher = std::sync::Arc::new(kaizen_notify::Dispatcher::new(
+        services.store.clone(),
+        config,
+    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = std::sync::Arc::clone(&dispatcher);
+    let task = tokio::spawn(async move {
+        running
+            .run(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(RunningDispatcher {
+        dispatcher,
+        stop,
+        task,
+    })
+}

@@ -3,7 +3,7 @@
 
 mod datasets;
 mod drift;
-mod events;
+pub(crate) mod events;
 mod experiments;
 pub(crate) mod forecast;
 mod lineage;
@@ -11,9 +11,11 @@ mod models;
 pub(crate) mod pipeline;
 mod predict;
 mod quickstart;
+pub(crate) mod retrain;
 mod runs;
-mod serve;
+pub(crate) mod serve;
 mod server;
+mod serving_loop;
 mod sql;
 mod train;
 
@@ -42,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Events(cmd) => events::run(cmd).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Predict(args) => predict::run(args).await,
+            Command::Retrain(args) => retrain::run(args).await,
         }
     })
 }

@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::cli::QuickstartArgs;
 use crate::commands::pipeline::{Tracked, project_dir, report_outcome};
+use crate::commands::serving_loop::{self, LoopSummary};
 use crate::{printer, settings};
 
 /// The pipeline step that forecasts, backtests, registers and gates.
@@ -100,10 +101,23 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
+    let serving = if dir.join("order-value.toml").is_file() && dir.join("retrain.toml").is_file() {
+        eprintln!("2. the production loop: serve, drift, retrain, gate, swap");
+        Some(serving_loop::run(&dir, args.events.clone()).await?)
+    } else {
+        None
+    };
+
     let mut out = serde_json::to_value(&result)?;
     if let Some(object) = out.as_object_mut() {
         object.insert("pipeline_run_id".into(), json!(summary.run_id));
         object.insert("home".into(), json!(settings::home().display().to_string()));
+        if let Some(l) = &serving {
+            object.insert("drift_detected".into(), json!(l.drift_detected));
+            object.insert("retrained_version".into(), json!(l.retrained_version));
+            object.insert("promoted".into(), json!(l.promoted));
+            object.insert("serving".into(), serde_json::to_value(l)?);
+        }
     }
     if args.json {
         printer::json(&out);
@@ -139,6 +153,9 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         result.champion_version.clone().unwrap_or_default()
     );
     println!("  forecast        {}", result.forecast_path);
+    if let Some(l) = &serving {
+        print_loop(l);
+    }
     println!();
     println!(
         "next: `kaizen models history {}` shows every gate decision; `kaizen server` serves",
@@ -146,4 +163,38 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     );
     println!("this home on http://127.0.0.1:5000 to the mlflow client and the MLflow UI's API.");
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_loop(l: &LoopSummary) {
+    println!();
+    println!("kaizen quickstart: the production loop on {}", l.model);
+    println!(
+        "  served          version {} on {} ({} orders replayed with new prices, feedback for each)",
+        l.served_version, l.endpoint, l.replayed_rows
+    );
+    if !l.drift_detected {
+        println!("  drift           none detected: nothing to retrain");
+        return;
+    }
+    println!(
+        "  drift alert     {} drifted from the training reference (drift.detected event)",
+        if l.drifted_columns.is_empty() {
+            "the served rows".to_string()
+        } else {
+            l.drifted_columns.join(", ")
+        }
+    );
+    match &l.retrain {
+        Some(r) => {
+            println!(
+                "  retrained       {}",
+                crate::commands::retrain::describe(r)
+            );
+        }
+        None => println!("  retrained       no outcome"),
+    }
+    println!(
+        "  now serving     version {} (MAE on the new prices: {:.2} before, {:.2} after)",
+        l.answering_version, l.mae_before, l.mae_after
+    );
 }

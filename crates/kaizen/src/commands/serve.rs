@@ -14,6 +14,7 @@ use kaizen_serving::{
 use kaizen_tracking::Services;
 
 use crate::cli::ServeArgs;
+use crate::commands::retrain;
 use crate::settings;
 
 /// A serving error as the domain error the exit codes read.
@@ -314,8 +315,64 @@ async fn plan(args: &ServeArgs) -> anyhow::Result<Plan> {
     })
 }
 
+/// `kaizen serve`: starts, then serves until Ctrl-C.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let running = start(args).await?;
+    super::shutdown_signal().await;
+    running.stop().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the retrainer of a `kaizen serve` reports.
+#[derive(Debug)]
+pub(crate) enum RetrainNews {
+    /// A retraining started, for this reason.
+    Started(String),
+    Finished(Box<retrain::Outcome>),
+    Failed(String),
+}
+
+/// A started `kaizen serve`: its address, and the outcomes of the retrainings it runs.
+pub(crate) struct Running {
+    pub(crate) addr: std::net::SocketAddr,
+    /// What the retrainer does, when a policy is on (`--retrain`).
+    pub(crate) retrained: Option<tokio::sync::mpsc::UnboundedReceiver<RetrainNews>>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting requests, lets those in flight finish, writes what the logs hold,
+    /// delivers the last events.
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await?
+    }
+}
+
+/// Loads the models, binds, and serves in the background until [`Running::stop`].
+pub(crate) async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     let plan = plan(&args).await?;
+    let policy = match &args.retrain {
+        Some(path) => {
+            let policy = retrain::Policy::load(path)?;
+            if plan.name.as_deref() != Some(policy.model.as_str()) {
+                return Err(kaizen_core::Error::invalid(format!(
+                    "--retrain {}: the policy retrains `{}`, but this server serves {}",
+                    path.display(),
+                    policy.model,
+                    args.model
+                ))
+                .into());
+            }
+            Some(policy)
+        }
+        None => None,
+    };
+    let max_age = match &args.monitor_every {
+        Some(span) => Some(retrain::parse_span("--monitor-every", span)?),
+        None => None,
+    };
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -397,10 +454,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         log,
     );
     state.sticky_header = args.sticky_header.clone();
+    // Retraining triggers (drift windows) go to the retrainer through this channel.
+    let (trigger, triggers) = tokio::sync::mpsc::channel::<String>(4);
+    let retrain_on_drift = policy
+        .as_ref()
+        .is_some_and(|p| p.on.contains(&retrain::Trigger::Drift));
     if args.monitor_window > 0 {
         // Drift found in a window of served rows becomes a `drift.detected` event.
         let services = open_services(args.tracking_uri.as_deref()).await?;
         let runtime = tokio::runtime::Handle::current();
+        let trigger = trigger.clone();
         let on_drift: kaizen_serving::monitor::OnDrift = Arc::new(move |model, report| {
             let services = services.clone();
             let subject = format!("models:/{}/{}", model.name, model.version);
@@ -422,6 +485,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 "drift detected in served rows of {subject}: {}",
                 payload["drifted_columns"]
             );
+            let trigger = trigger.clone();
             runtime.spawn(async move {
                 kaizen_tracking::emit(
                     services.store.as_ref(),
@@ -430,12 +494,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     payload,
                 )
                 .await;
+                if retrain_on_drift {
+                    // Full: a retraining is already asked for.
+                    let _ = trigger.try_send(format!("drift in {subject}"));
+                }
             });
         });
-        state.monitor = Some(Arc::new(kaizen_serving::MonitorSlot::new(
-            args.monitor_window,
-            Some(on_drift),
-        )));
+        let mut slot = kaizen_serving::MonitorSlot::new(args.monitor_window, Some(on_drift));
+        slot.max_age = max_age;
+        state.monitor = Some(Arc::new(slot));
     }
     let feedback_dir = settings::home().join("feedback");
     let (feedback_log, feedback_writer) = FeedbackLog::open(&feedback_dir, args.log_queue)
@@ -466,19 +533,134 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         deployment = Some(live);
     }
-    kaizen_serving::serve(listener, state, super::shutdown_signal()).await?;
-    if let Some(live) = deployment {
-        live.retire().await;
-    }
-    // The server (and with it every sender) is gone: the writer drains what is queued.
-    tokio::task::spawn_blocking(move || {
-        feedback_writer.join();
-        if let Some(writer) = writer {
-            writer.join();
+    let retrained = match policy {
+        Some(policy) => {
+            let (news, retrained) = tokio::sync::mpsc::unbounded_channel();
+            eprintln!(
+                "retraining: {} on {} (policy {})",
+                policy.model,
+                policy
+                    .on
+                    .iter()
+                    .map(|t| match t {
+                        retrain::Trigger::Drift => "drift".to_string(),
+                        retrain::Trigger::Schedule =>
+                            format!("schedule '{}'", policy.schedule.clone().unwrap_or_default()),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                policy.dir.display()
+            );
+            spawn_retrainer(policy, args.tracking_uri.clone(), triggers, news);
+            Some(retrained)
         }
+        None => None,
+    };
+    drop(trigger);
+    let events = match &args.events {
+        Some(path) => {
+            let services = open_services(args.tracking_uri.as_deref()).await?;
+            Some(super::events::spawn_dispatcher(&services, path)?)
+        }
+        None => None,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        kaizen_serving::serve(listener, state, async move {
+            let _ = stopped.await;
+        })
+        .await?;
+        if let Some(live) = deployment {
+            live.retire().await;
+        }
+        // The server (and with it every sender) is gone: the writer drains what is queued.
+        tokio::task::spawn_blocking(move || {
+            feedback_writer.join();
+            if let Some(writer) = writer {
+                writer.join();
+            }
+        })
+        .await?;
+        if let Some(events) = events {
+            events.stop().await;
+        }
+        Ok(())
+    });
+    Ok(Running {
+        addr: local,
+        retrained,
+        stop,
+        task,
     })
-    .await?;
-    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the policy when a trigger arrives (drift) or its schedule ticks, one retraining at a
+/// time; after a retraining that trained a version, drift triggers wait out the cooldown.
+fn spawn_retrainer(
+    policy: retrain::Policy,
+    tracking_uri: Option<String>,
+    mut triggers: tokio::sync::mpsc::Receiver<String>,
+    news: tokio::sync::mpsc::UnboundedSender<RetrainNews>,
+) {
+    let cron = policy
+        .schedule
+        .as_ref()
+        .filter(|_| policy.on.contains(&retrain::Trigger::Schedule))
+        .and_then(|text| policy.cron(text).ok());
+    tokio::spawn(async move {
+        let cooldown = policy.cooldown_span();
+        let mut last_trained: Option<std::time::Instant> = None;
+        loop {
+            let tick = async {
+                match &cron {
+                    Some(cron) => {
+                        let now = chrono::Local::now();
+                        match cron.find_next_occurrence(&now, false) {
+                            Ok(next) => {
+                                tokio::time::sleep((next - now).to_std().unwrap_or_default()).await
+                            }
+                            Err(_) => std::future::pending::<()>().await,
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let reason = tokio::select! {
+                received = triggers.recv() => match received {
+                    Some(reason) => reason,
+                    None => return,
+                },
+                _ = tick => "schedule".to_string(),
+            };
+            let drift = reason != "schedule";
+            if drift && last_trained.is_some_and(|t| t.elapsed() < cooldown) {
+                eprintln!(
+                    "retraining not started for {reason}: the last one was less than {} ago (cooldown)",
+                    policy.cooldown
+                );
+                continue;
+            }
+            eprintln!("retraining {}: {reason}", policy.model);
+            let _ = news.send(RetrainNews::Started(reason));
+            let trigger = if drift { "drift" } else { "schedule" };
+            match retrain::retrain_once(&policy, tracking_uri.as_deref(), trigger).await {
+                Ok(outcome) => {
+                    eprintln!("{}", retrain::describe(&outcome));
+                    let trained = outcome.retrained_version.is_some();
+                    let _ = news.send(RetrainNews::Finished(Box::new(outcome)));
+                    if trained {
+                        last_trained = Some(std::time::Instant::now());
+                        // Triggers that came meanwhile describe the version it may replace.
+                        while triggers.try_recv().is_ok() {}
+                    }
+                }
+                Err(e) => {
+                    eprintln!("retraining of {} failed: {e:#}", policy.model);
+                    let _ = news.send(RetrainNews::Failed(format!("{e:#}")));
+                }
+            }
+        }
+    });
 }
 
 #[cfg(test)]

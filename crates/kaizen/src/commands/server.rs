@@ -56,24 +56,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .events
         .clone()
         .or_else(|| Some(settings::home().join("events.toml")).filter(|p| p.exists()));
-    let (stop_events, events_stopped) = tokio::sync::oneshot::channel::<()>();
     let dispatcher = match events_file {
-        Some(path) => {
-            let config = kaizen_notify::Config::load(&path)?;
-            eprintln!(
-                "events: {} subscriber(s) from {}",
-                config.subscribers.len(),
-                path.display()
-            );
-            let dispatcher = kaizen_notify::Dispatcher::new(services.store.clone(), config);
-            Some(tokio::spawn(async move {
-                dispatcher
-                    .run(async move {
-                        let _ = events_stopped.await;
-                    })
-                    .await
-            }))
-        }
+        Some(path) => Some(super::events::spawn_dispatcher(&services, &path)?),
         None => None,
     };
     let mut mounted = Vec::new();
@@ -149,9 +133,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if let Some(writer) = log_writer {
         tokio::task::spawn_blocking(move || writer.join()).await?;
     }
-    let _ = stop_events.send(());
     if let Some(d) = dispatcher {
-        let _ = d.await;
+        d.stop().await;
     }
     Ok(ExitCode::SUCCESS)
 }
