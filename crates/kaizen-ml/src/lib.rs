@@ -9,6 +9,8 @@
 //!   imputation, scaling, category and text encodings that turn them into a [`Matrix`].
 //! - [`metrics`]: regression and classification metrics and their SVG charts.
 //! - [`onnx`]: export of fitted models to ONNX (`ai.onnx.ml` linear and tree operators).
+//! - [`onnx_eval`]: a pure-Rust runtime for ONNX models users bring (scikit-learn through
+//!   skl2onnx: `ai.onnx.ml` preprocessing, linear and tree models, ZipMap; small networks).
 //! - [`forecast`]: sales forecasting: series from a transactions table, lag/rolling/calendar
 //!   features, baselines, rolling-origin backtests, forecast metrics and the cost of errors.
 
@@ -20,6 +22,7 @@ pub mod linear;
 pub mod matrix;
 pub mod metrics;
 pub mod onnx;
+pub mod onnx_eval;
 pub mod preprocess;
 
 pub use error::{MlError, Result};

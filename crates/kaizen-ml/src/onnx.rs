@@ -77,6 +77,8 @@ pub mod proto {
         pub input: Vec<ValueInfoProto>,
         #[prost(message, repeated, tag = "12")]
         pub output: Vec<ValueInfoProto>,
+        #[prost(message, repeated, tag = "13")]
+        pub value_info: Vec<ValueInfoProto>,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
@@ -128,12 +130,17 @@ pub mod proto {
         pub ints: Vec<i64>,
         #[prost(bytes = "vec", repeated, tag = "9")]
         pub strings: Vec<Vec<u8>>,
+        #[prost(message, repeated, tag = "10")]
+        pub tensors: Vec<TensorProto>,
     }
 
     /// `TensorProto.DataType` values.
     pub mod data_type {
         pub const FLOAT: i32 = 1;
+        pub const INT32: i32 = 6;
         pub const INT64: i32 = 7;
+        pub const STRING: i32 = 8;
+        pub const BOOL: i32 = 9;
         pub const DOUBLE: i32 = 11;
     }
 
@@ -145,10 +152,17 @@ pub mod proto {
         pub data_type: Option<i32>,
         #[prost(float, repeated, tag = "4")]
         pub float_data: Vec<f32>,
+        #[prost(int32, repeated, tag = "5")]
+        pub int32_data: Vec<i32>,
+        #[prost(bytes = "vec", repeated, tag = "6")]
+        pub string_data: Vec<Vec<u8>>,
         #[prost(int64, repeated, tag = "7")]
         pub int64_data: Vec<i64>,
         #[prost(string, optional, tag = "8")]
         pub name: Option<String>,
+        /// Little-endian values of `data_type`, instead of the typed fields.
+        #[prost(bytes = "vec", optional, tag = "9")]
+        pub raw_data: Option<Vec<u8>>,
         #[prost(double, repeated, tag = "10")]
         pub double_data: Vec<f64>,
     }
@@ -165,7 +179,7 @@ pub mod proto {
 
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct TypeProto {
-        #[prost(oneof = "type_proto::Value", tags = "1")]
+        #[prost(oneof = "type_proto::Value", tags = "1, 4, 5")]
         pub value: Option<type_proto::Value>,
     }
 
@@ -174,6 +188,25 @@ pub mod proto {
         pub enum Value {
             #[prost(message, tag = "1")]
             TensorType(Tensor),
+            /// A sequence (skl2onnx's ZipMap output: a sequence of maps).
+            #[prost(message, tag = "4")]
+            SequenceType(Sequence),
+            #[prost(message, tag = "5")]
+            MapType(Map),
+        }
+
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct Sequence {
+            #[prost(message, optional, boxed, tag = "1")]
+            pub elem_type: Option<Box<super::TypeProto>>,
+        }
+
+        #[derive(Clone, PartialEq, prost::Message)]
+        pub struct Map {
+            #[prost(int32, optional, tag = "1")]
+            pub key_type: Option<i32>,
+            #[prost(message, optional, boxed, tag = "2")]
+            pub value_type: Option<Box<super::TypeProto>>,
         }
 
         #[derive(Clone, PartialEq, prost::Message)]
@@ -737,6 +770,7 @@ impl FittedModel {
                 node: graph.nodes,
                 name: Some(format!("kaizen_{}", self.learner)),
                 initializer: graph.initializers,
+                value_info: Vec::new(),
                 doc_string: None,
                 input: vec![value_info(
                     INPUT,
