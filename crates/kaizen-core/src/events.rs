@@ -15,11 +15,13 @@ pub const DEPLOYMENT_CHANGED: &str = "deployment.changed";
 pub const DRIFT_DETECTED: &str = "drift.detected";
 /// A pipeline's validate step failed.
 pub const VALIDATION_FAILED: &str = "validation.failed";
+/// A served version's live error (from feedback) fell behind its test split's.
+pub const PERFORMANCE_DEGRADED: &str = "performance.degraded";
 /// A retraining policy ran: what triggered it, the version trained and the gate's decision.
 pub const RETRAIN_FINISHED: &str = "retrain.finished";
 
 /// Every kind, for checking subscriptions.
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 9] = [
     RUN_FINISHED,
     RUN_FAILED,
     MODEL_VERSION_REGISTERED,
@@ -27,5 +29,6 @@ pub const ALL: [&str; 8] = [
     DEPLOYMENT_CHANGED,
     DRIFT_DETECTED,
     VALIDATION_FAILED,
+    PERFORMANCE_DEGRADED,
     RETRAIN_FINISHED,
 ];

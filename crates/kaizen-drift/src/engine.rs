@@ -186,7 +186,8 @@ fn clean(values: Values) -> (Clean, usize) {
             let before = values.len();
             let mut sorted: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
             let missing = before - sorted.len();
-            sorted.sort_unstable_by(f64::total_cmp);
+            // The same order as `f64::total_cmp` (no NaN is left), in linear time.
+            radsort::sort(&mut sorted);
             (Clean::Numeric { sorted, integer }, missing)
         }
         Values::Text {

@@ -77,6 +77,8 @@ pub struct AppState {
     pub monitor: Option<Arc<MonitorSlot>>,
     /// Recent predictions by request id, for joining feedback to them.
     pub recent: Arc<std::sync::Mutex<Recent>>,
+    /// Performance drift of the first variant's served version, from feedback.
+    pub performance: Option<Arc<crate::monitor::PerformanceWatch>>,
 }
 
 /// How many recent requests keep their predictions for feedback, and how many feedbacks the
@@ -87,7 +89,8 @@ const LIVE_WINDOW: usize = 1000;
 /// Recent predictions (by request id) and the live window of their errors.
 #[derive(Debug, Default)]
 pub struct Recent {
-    predictions: std::collections::HashMap<String, Vec<Value>>,
+    /// The version that answered and its predictions.
+    predictions: std::collections::HashMap<String, (String, Vec<Value>)>,
     order: std::collections::VecDeque<String>,
     /// Per matched row: the absolute error (regression) or 1/0 for a right/wrong label.
     window: std::collections::VecDeque<f64>,
@@ -96,7 +99,7 @@ pub struct Recent {
 }
 
 impl Recent {
-    fn remember(&mut self, request_id: &str, predictions: Vec<Value>) {
+    fn remember(&mut self, request_id: &str, version: &str, predictions: Vec<Value>) {
         if request_id.is_empty() {
             return;
         }
@@ -106,7 +109,8 @@ impl Recent {
             self.predictions.remove(&old);
         }
         self.order.push_back(request_id.to_string());
-        self.predictions.insert(request_id.to_string(), predictions);
+        self.predictions
+            .insert(request_id.to_string(), (version.to_string(), predictions));
     }
 
     fn live(&self) -> Option<f64> {
@@ -198,6 +202,7 @@ impl AppState {
             sticky_header: None,
             monitor: None,
             recent: Arc::new(std::sync::Mutex::new(Recent::default())),
+            performance: None,
         }
     }
 
@@ -547,6 +552,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(monitor) = &state.monitor {
         text.push_str(&monitor.render(&labels));
     }
+    if let Some(watch) = &state.performance {
+        text.push_str(&watch.render(&labels));
+    }
     if let Ok(recent) = state.recent.lock() {
         let name = match model.task() {
             kaizen_ml::Task::Regression => "kaizen_live_mae",
@@ -616,7 +624,7 @@ async fn invocations(
                 .map(|p| p.get("label").cloned().unwrap_or_else(|| p.clone()))
                 .collect();
             if let Ok(mut recent) = state.recent.lock() {
-                recent.remember(&request_id, labels);
+                recent.remember(&request_id, &model.version, labels);
             }
             let outputs = Value::Array(predictions);
             let body = json!({"predictions": outputs});
@@ -760,7 +768,7 @@ async fn feedback(
         recent.feedback += 1;
         let known = recent.predictions.get(&request_id).cloned();
         match known {
-            Some(predicted) => {
+            Some((version, predicted)) => {
                 if predicted.len() != actual.len() {
                     recent.feedback -= 1;
                     return Err(ServeError::bad_request(format!(
@@ -783,6 +791,9 @@ async fn feedback(
                         };
                         scores.push(f64::from(u8::from(text(p) == text(a))));
                     }
+                }
+                if let Some(watch) = &state.performance {
+                    watch.observe(&state.model.current(), &version, &scores);
                 }
                 for score in scores {
                     if recent.window.len() >= LIVE_WINDOW {

@@ -235,3 +235,128 @@ impl Monitor {
         out
     }
 }
+
+/// Called once per served version when its live error falls behind what its test split
+/// promised: `(model, live value, expected value)`.
+pub type OnDegraded = Arc<dyn Fn(&ServedModel, f64, f64) + Send + Sync>;
+
+/// The metric the live window is compared on: MAE for regression, accuracy otherwise, and the
+/// model's value of it on its test split (from the package's metrics).
+fn expected_metric(model: &ServedModel) -> Option<f64> {
+    let key = match model.task() {
+        kaizen_ml::Task::Regression => "test_mae",
+        _ => "test_accuracy",
+    };
+    model
+        .package
+        .meta
+        .metrics
+        .get(key)
+        .copied()
+        .filter(|v| v.is_finite())
+}
+
+struct PerformanceState {
+    version: String,
+    regression: bool,
+    expected: Option<f64>,
+    window: std::collections::VecDeque<f64>,
+    degraded: bool,
+}
+
+/// Performance drift: the feedback of the version being served, over a sliding window, against
+/// the model's test metric. Degraded when the live MAE is more than `tolerance` (a share) above
+/// the test MAE, or the live accuracy more than `tolerance` (points) below the test accuracy,
+/// over at least `min_rows` rows with feedback.
+pub struct PerformanceWatch {
+    pub tolerance: f64,
+    pub min_rows: usize,
+    pub window: usize,
+    on_degraded: Option<OnDegraded>,
+    state: Mutex<PerformanceState>,
+}
+
+impl PerformanceWatch {
+    pub fn new(tolerance: f64, on_degraded: Option<OnDegraded>) -> PerformanceWatch {
+        PerformanceWatch {
+            tolerance,
+            min_rows: 100,
+            window: 1000,
+            on_degraded,
+            state: Mutex::new(PerformanceState {
+                version: String::new(),
+                regression: true,
+                expected: None,
+                window: std::collections::VecDeque::new(),
+                degraded: false,
+            }),
+        }
+    }
+
+    /// Scores (absolute errors, or 1/0 for right/wrong labels) of rows that `version` answered,
+    /// while `model` is the version being served.
+    pub fn observe(&self, model: &ServedModel, version: &str, scores: &[f64]) {
+        let verdict = {
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if s.version != model.version {
+                *s = PerformanceState {
+                    version: model.version.clone(),
+                    regression: model.task() == kaizen_ml::Task::Regression,
+                    expected: expected_metric(model),
+                    window: std::collections::VecDeque::new(),
+                    degraded: false,
+                };
+            }
+            if version != s.version {
+                return;
+            }
+            for &score in scores {
+                if s.window.len() >= self.window {
+                    s.window.pop_front();
+                }
+                s.window.push_back(score);
+            }
+            let live = s.window.iter().sum::<f64>() / s.window.len().max(1) as f64;
+            match s.expected {
+                Some(expected) if !s.degraded && s.window.len() >= self.min_rows => {
+                    let degraded = if s.regression {
+                        live > expected * (1.0 + self.tolerance)
+                    } else {
+                        live < expected - self.tolerance
+                    };
+                    s.degraded = degraded;
+                    degraded.then_some((live, expected))
+                }
+                _ => None,
+            }
+        };
+        if let (Some((live, expected)), Some(callback)) = (verdict, &self.on_degraded) {
+            callback(model, live, expected);
+        }
+    }
+
+    /// Gauges: the live value, the expected one, and whether the version degraded.
+    pub fn render(&self, labels: &str) -> String {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let metric = if s.regression { "mae" } else { "accuracy" };
+        let mut out = format!(
+            "# HELP kaizen_performance_expected The served version's {metric} on its test split.\n# TYPE kaizen_performance_expected gauge\n"
+        );
+        if let Some(expected) = s.expected {
+            out.push_str(&format!(
+                "kaizen_performance_expected{{{labels},metric=\"{metric}\"}} {expected}\n"
+            ));
+        }
+        if !s.window.is_empty() {
+            let live = s.window.iter().sum::<f64>() / s.window.len() as f64;
+            out.push_str(&format!(
+                "# HELP kaizen_performance_live The served version's {metric} over its last rows with feedback.\n# TYPE kaizen_performance_live gauge\nkaizen_performance_live{{{labels},metric=\"{metric}\"}} {live}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP kaizen_performance_degraded 1 when the live {metric} fell behind the test split's by more than the tolerance.\n# TYPE kaizen_performance_degraded gauge\nkaizen_performance_degraded{{{labels}}} {}\n",
+            u8::from(s.degraded)
+        ));
+        out
+    }
+}

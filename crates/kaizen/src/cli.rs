@@ -639,6 +639,11 @@ pub struct ServeArgs {
     /// least 30 rows, so that slow traffic is compared too.
     #[arg(long, value_name = "SPAN")]
     pub monitor_every: Option<String>,
+    /// Performance drift: the served version degrades when its live MAE (over rows with
+    /// feedback) exceeds its test MAE by this share, or its live accuracy falls this many points
+    /// below its test accuracy (a `performance.degraded` event).
+    #[arg(long, default_value_t = 0.5, value_name = "SHARE")]
+    pub performance_tolerance: f64,
     /// A retraining policy (`retrain.toml`): when its triggers fire (drift in served rows, a
     /// schedule), retrain on the labeled traffic, gate, and serve the new version if promoted.
     #[arg(long, value_name = "FILE")]

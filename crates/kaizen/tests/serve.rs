@@ -768,3 +768,188 @@ fn the_tracking_server_mounts_a_model() {
     let (status, _) = server.call("POST", "/serve/demo/champion/invocations", "{");
     assert_eq!(status, 400);
 }
+
+/// A retraining policy end to end: `kaizen retrain` skips without labeled traffic and refuses a
+/// bad policy; `kaizen serve --retrain` sees shifted inputs drift, retrains the pipeline on the
+/// served rows that got feedback (their labels follow a new rule), gates, promotes, and swaps
+/// to the new version; a local webhook gets the drift alert and the retraining.
+#[test]
+fn a_retraining_policy_retrains_on_labeled_traffic_and_swaps() {
+    let home = tempfile::tempdir().unwrap();
+    let (data, _) = write_data(home.path());
+    let project = home.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("none.csv"), "x1,x2,x3,y\n").unwrap();
+    std::fs::write(
+        project.join("pipeline.toml"),
+        format!(
+            r#"[pipeline]
+name = "toy"
+
+[params]
+data = "{data}"
+traffic = "none.csv"
+
+[[steps]]
+name = "base"
+kind = "ingest"
+with = {{ path = "${{data}}" }}
+
+[[steps]]
+name = "served"
+kind = "ingest"
+with = {{ path = "${{traffic}}", types = {{ x1 = "float64", x2 = "float64", x3 = "float64", y = "float64" }} }}
+
+[[steps]]
+name = "rows"
+kind = "sql"
+inputs = ["base.base.parquet", "served.served.parquet"]
+with = {{ query = "SELECT x1, x2, x3, CAST(y AS BIGINT) AS y FROM base UNION ALL SELECT x1, x2, x3, CAST(y AS BIGINT) AS y FROM served" }}
+
+[[steps]]
+name = "model"
+kind = "train"
+inputs = ["rows.rows.parquet"]
+with = {{ target = "y", model = "toy" }}
+"#
+        ),
+    )
+    .unwrap();
+    let policy = project.join("retrain.toml");
+    std::fs::write(
+        &policy,
+        "model = \"toy\"\npipeline = \"pipeline.toml\"\ntarget = \"y\"\non = [\"drift\"]\nmin_rows = 150\n",
+    )
+    .unwrap();
+    ok(
+        home.path(),
+        &[
+            "pipeline",
+            "run",
+            project.join("pipeline.toml").to_str().unwrap(),
+        ],
+    );
+    let policy_arg = policy.to_str().unwrap();
+    let skipped = ok_json(home.path(), &["retrain", "--policy", policy_arg, "--json"]);
+    assert!(
+        skipped["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("0 labeled row(s)"),
+        "{skipped}"
+    );
+    assert_eq!(skipped["retrained_version"], Value::Null);
+    let bad = project.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "model = \"toy\"\npipeline = \"nope.toml\"\ntarget = \"y\"\n",
+    )
+    .unwrap();
+    let out = kaizen(home.path(), &["retrain", "--policy", bad.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("nope.toml"), "{}", out.stderr);
+
+    let (hook, received) = support::receiver();
+    let events = home.path().join("events.toml");
+    std::fs::write(
+        &events,
+        format!("[[subscribers]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"{hook}\"\nevents = [\"drift.detected\", \"retrain.finished\"]\n"),
+    )
+    .unwrap();
+    let server = Server::spawn(
+        home.path(),
+        &[
+            "serve",
+            "models:/toy@champion",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--monitor-window",
+            "150",
+            "--poll-ms",
+            "100",
+            "--retrain",
+            policy_arg,
+            "--events",
+            events.to_str().unwrap(),
+        ],
+    );
+    // x1 moved by +3 (drift); the label now follows x2 alone (a new rule).
+    for request in 0..12 {
+        let rows: Vec<(f64, f64, f64)> = (0..25)
+            .map(|i| {
+                let u = f64::from(request * 25 + i) / 150.0 - 1.0;
+                (3.0 + u, (u * 13.0).sin(), (u * 7.0).cos())
+            })
+            .collect();
+        let data: Vec<Value> = rows.iter().map(|(a, b, c)| json!([a, b, c])).collect();
+        let body = json!({"dataframe_split": {"columns": ["x1", "x2", "x3"], "data": data}});
+        let id = format!("req-{request}");
+        let (status, _, _) = post_full(
+            &server.url,
+            "/invocations",
+            &[("x-request-id", &id)],
+            &body.to_string(),
+        );
+        assert_eq!(status, 200);
+        let actual: Vec<u8> = rows.iter().map(|(_, b, _)| u8::from(*b > 0.0)).collect();
+        let (status, _, answer) = post_full(
+            &server.url,
+            "/feedback",
+            &[],
+            &json!({"request_id": id, "actual": actual}).to_string(),
+        );
+        assert_eq!(status, 200, "{answer}");
+    }
+    let start = std::time::Instant::now();
+    let finished = loop {
+        let found = received
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "retrain.finished")
+            .cloned();
+        if let Some(event) = found {
+            break event;
+        }
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "no retraining: {:?}",
+            received.lock().unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let payload = &finished["payload"];
+    assert_eq!(payload["trigger"], "drift", "{payload}");
+    assert_eq!(payload["retrained_version"], "2", "{payload}");
+    assert_eq!(payload["promoted"], true, "{payload}");
+    assert!(
+        payload["traffic_rows"].as_u64().unwrap() >= 150,
+        "{payload}"
+    );
+    assert!(
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "drift.detected" && e["payload"]["name"] == "toy")
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let (_, health) = server.call("GET", "/health", "");
+        if health["version"] == "2" {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 20, "{health}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (_, metrics) = server.call("GET", "/metrics", "");
+    assert!(
+        metrics
+            .as_str()
+            .unwrap_or_default()
+            .contains("kaizen_performance_expected{"),
+        "{metrics}"
+    );
+}

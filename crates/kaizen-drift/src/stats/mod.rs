@@ -18,26 +18,32 @@ pub fn std_pop(x: &[f64]) -> f64 {
 fn cdf_distance_integral(u: &[f64], v: &[f64], p: u32) -> f64 {
     let (nu, nv) = (u.len() as f64, v.len() as f64);
     let (mut i, mut j) = (0usize, 0usize);
-    let mut terms = Vec::new();
     let mut prev: Option<(f64, f64)> = None; // (value, |F_u - F_v|^p at value)
-    while i < u.len() || j < v.len() {
-        let x = if j >= v.len() || (i < u.len() && u[i] <= v[j]) {
-            u[i]
-        } else {
-            v[j]
-        };
-        while i < u.len() && u[i] <= x {
-            i += 1;
+    // The terms are summed as they come (compensated), never stored: one pass, no allocation.
+    let terms = std::iter::from_fn(|| {
+        loop {
+            if i >= u.len() && j >= v.len() {
+                return None;
+            }
+            let x = if j >= v.len() || (i < u.len() && u[i] <= v[j]) {
+                u[i]
+            } else {
+                v[j]
+            };
+            while i < u.len() && u[i] <= x {
+                i += 1;
+            }
+            while j < v.len() && v[j] <= x {
+                j += 1;
+            }
+            let d = (i as f64 / nu - j as f64 / nv).abs();
+            let term = prev.map(|(px, pd)| pd * (x - px));
+            prev = Some((x, if p == 1 { d } else { d * d }));
+            if let Some(term) = term {
+                return Some(term);
+            }
         }
-        while j < v.len() && v[j] <= x {
-            j += 1;
-        }
-        if let Some((px, pd)) = prev {
-            terms.push(pd * (x - px));
-        }
-        let d = (i as f64 / nu - j as f64 / nv).abs();
-        prev = Some((x, if p == 1 { d } else { d * d }));
-    }
+    });
     sum(terms)
 }
 

@@ -32,6 +32,8 @@ use crate::{printer, settings};
 pub(crate) enum Trigger {
     /// A window of served rows drifted from the model's reference.
     Drift,
+    /// The live error of the served version (from feedback) fell behind its test split's.
+    Performance,
     /// The cron expression in `schedule`.
     Schedule,
 }

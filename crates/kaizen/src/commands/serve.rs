@@ -504,6 +504,54 @@ pub(crate) async fn start(args: ServeArgs) -> anyhow::Result<Running> {
         slot.max_age = max_age;
         state.monitor = Some(Arc::new(slot));
     }
+    // Performance drift from feedback becomes a `performance.degraded` event (and a retraining
+    // when the policy asks for one).
+    {
+        let services = open_services(args.tracking_uri.as_deref()).await?;
+        let runtime = tokio::runtime::Handle::current();
+        let trigger = trigger.clone();
+        let retrain_on_performance = policy
+            .as_ref()
+            .is_some_and(|p| p.on.contains(&retrain::Trigger::Performance));
+        let on_degraded: kaizen_serving::monitor::OnDegraded = Arc::new(
+            move |model, live, expected| {
+                let services = services.clone();
+                let subject = format!("models:/{}/{}", model.name, model.version);
+                let metric = if model.task() == kaizen_ml::Task::Regression {
+                    "mae"
+                } else {
+                    "accuracy"
+                };
+                eprintln!(
+                    "performance degraded for {subject}: live {metric} {live:.4}, {expected:.4} on its test split"
+                );
+                let payload = serde_json::json!({
+                    "name": model.name,
+                    "version": model.version,
+                    "metric": metric,
+                    "live": live,
+                    "expected": expected,
+                });
+                let trigger = trigger.clone();
+                runtime.spawn(async move {
+                    kaizen_tracking::emit(
+                        services.store.as_ref(),
+                        kaizen_core::events::PERFORMANCE_DEGRADED,
+                        &subject,
+                        payload,
+                    )
+                    .await;
+                    if retrain_on_performance {
+                        let _ = trigger.try_send(format!("performance of {subject}"));
+                    }
+                });
+            },
+        );
+        state.performance = Some(Arc::new(kaizen_serving::monitor::PerformanceWatch::new(
+            args.performance_tolerance,
+            Some(on_degraded),
+        )));
+    }
     let feedback_dir = settings::home().join("feedback");
     let (feedback_log, feedback_writer) = FeedbackLog::open(&feedback_dir, args.log_queue)
         .with_context(|| format!("cannot open the feedback log in {}", feedback_dir.display()))?;
@@ -544,6 +592,7 @@ pub(crate) async fn start(args: ServeArgs) -> anyhow::Result<Running> {
                     .iter()
                     .map(|t| match t {
                         retrain::Trigger::Drift => "drift".to_string(),
+                        retrain::Trigger::Performance => "performance".to_string(),
                         retrain::Trigger::Schedule =>
                             format!("schedule '{}'", policy.schedule.clone().unwrap_or_default()),
                     })
@@ -632,8 +681,8 @@ fn spawn_retrainer(
                 },
                 _ = tick => "schedule".to_string(),
             };
-            let drift = reason != "schedule";
-            if drift && last_trained.is_some_and(|t| t.elapsed() < cooldown) {
+            let scheduled = reason == "schedule";
+            if !scheduled && last_trained.is_some_and(|t| t.elapsed() < cooldown) {
                 eprintln!(
                     "retraining not started for {reason}: the last one was less than {} ago (cooldown)",
                     policy.cooldown
@@ -641,9 +690,10 @@ fn spawn_retrainer(
                 continue;
             }
             eprintln!("retraining {}: {reason}", policy.model);
+            // "drift in ...", "performance of ...", "schedule": the trigger's name.
+            let trigger = reason.split(' ').next().unwrap_or("drift").to_string();
             let _ = news.send(RetrainNews::Started(reason));
-            let trigger = if drift { "drift" } else { "schedule" };
-            match retrain::retrain_once(&policy, tracking_uri.as_deref(), trigger).await {
+            match retrain::retrain_once(&policy, tracking_uri.as_deref(), &trigger).await {
                 Ok(outcome) => {
                     eprintln!("{}", retrain::describe(&outcome));
                     let trained = outcome.retrained_version.is_some();

@@ -339,7 +339,7 @@ async fn drive(
         for n in news_now {
             match n {
                 RetrainNews::Started(reason) => {
-                    eprintln!("  drift alert -> retraining ({reason})");
+                    eprintln!("  alert -> retraining ({reason})");
                     running_since = Some(Instant::now());
                 }
                 RetrainNews::Finished(outcome) => {
