@@ -91,8 +91,9 @@ fn table(frame: &Frame, predictions: &[f64]) -> Table {
 }
 
 impl Monitor {
-    /// A monitor of `model` against its package's reference, or `None` when the package has
-    /// none (models trained before references were saved, forecast packages).
+    /// A monitor of `model` against its package's reference (the training rows of `kaizen
+    /// train`, the latest training feature rows of a forecast), or `None` when the package has
+    /// none (models packaged before references were saved).
     pub fn for_model(
         model: &ServedModel,
         window: usize,
@@ -243,16 +244,14 @@ pub type OnDegraded = Arc<dyn Fn(&ServedModel, f64, f64) + Send + Sync>;
 /// The metric the live window is compared on: MAE for regression, accuracy otherwise, and the
 /// model's value of it on its test split (from the package's metrics).
 fn expected_metric(model: &ServedModel) -> Option<f64> {
-    let key = match model.task() {
-        kaizen_ml::Task::Regression => "test_mae",
-        _ => "test_accuracy",
+    // Forecast packages have backtest metrics instead of a test split.
+    let keys: &[&str] = match model.task() {
+        kaizen_ml::Task::Regression => &["test_mae", "backtest_mae"],
+        _ => &["test_accuracy"],
     };
-    model
-        .package
-        .meta
-        .metrics
-        .get(key)
-        .copied()
+    let metrics = &model.package.meta.metrics;
+    keys.iter()
+        .find_map(|k| metrics.get(*k).copied())
         .filter(|v| v.is_finite())
 }
 

@@ -350,11 +350,18 @@ async fn run_tracked(
             "horizon": job.horizon,
             "features": features::names(job.spec.freq),
             "trained_through": forecast::date_of(set.day(holdout_origin)).to_string(),
-        }
+        },
+        // The latest training feature rows, for drift monitoring of what the model is served.
+        "reference": crate::tabular::REFERENCE_FILE,
     });
     let holdout = forecast::forecast_points(set, holdout_origin, job.horizon);
     let x = features::matrix(set, &holdout);
     write_package(package_dir.path(), &model, meta, &x)?;
+    let training = forecast::training_points(set, horizon, holdout_origin);
+    let latest = &training[training.len().saturating_sub(REFERENCE_ROWS)..];
+    let reference = matrix_table(&features::matrix(set, latest))?;
+    let reference_path = package_dir.path().join(crate::tabular::REFERENCE_FILE);
+    kaizen_data::write_parquet(&reference, &reference_path).map_err(kaizen_ml::MlError::from)?;
     let actor = Actor {
         user: Some(job.user.clone()),
         reason: Some("kaizen forecast".into()),
@@ -541,4 +548,28 @@ fn write_forecast(path: &Path, spec: &SeriesSpec, rows: &[ForecastRow]) -> Resul
 /// Parses `--freq`.
 pub fn parse_freq(s: &str) -> Result<Freq> {
     Ok(Freq::parse(s)?)
+}
+
+/// The most training feature rows a forecast package keeps as its drift reference.
+const REFERENCE_ROWS: usize = 20_000;
+
+/// A feature matrix as a table of `Float64` columns (NaN as null).
+fn matrix_table(x: &kaizen_ml::Matrix) -> Result<Table> {
+    use kaizen_data::arrow::array::{ArrayRef, Float64Array, RecordBatch};
+    use kaizen_data::arrow::datatypes::{DataType, Field, Schema};
+    let mut fields = Vec::with_capacity(x.names.len());
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(x.names.len());
+    for (j, name) in x.names.iter().enumerate() {
+        let column = &x.data[j * x.rows..(j + 1) * x.rows];
+        fields.push(Field::new(name, DataType::Float64, true));
+        arrays.push(Arc::new(Float64Array::from(
+            column
+                .iter()
+                .map(|v| (!v.is_nan()).then_some(*v))
+                .collect::<Vec<_>>(),
+        )));
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+        .map_err(|e| TrainError::invalid(format!("the drift reference: {e}")))?;
+    Ok(Table::from_batch(batch))
 }
