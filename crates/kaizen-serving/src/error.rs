@@ -20,6 +20,13 @@ pub enum ServeError {
     /// The package cannot be loaded or read (at start-up).
     #[error(transparent)]
     Package(#[from] kaizen_train::TrainError),
+    /// An ONNX model cannot be loaded: not a model, an operator kaizen does not run, inputs
+    /// or outputs it cannot map to columns and predictions (at start-up).
+    #[error("ONNX model {}: {message}", path.display())]
+    Onnx {
+        path: std::path::PathBuf,
+        message: String,
+    },
     /// Scoring failed inside the model (internal; 500, logged, not shown).
     #[error("scoring failed: {0}")]
     Scoring(#[source] kaizen_ml::MlError),
@@ -38,7 +45,7 @@ impl ServeError {
             ServeError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "BAD_REQUEST")
             }
-            ServeError::Package(_) | ServeError::Scoring(_) => {
+            ServeError::Package(_) | ServeError::Onnx { .. } | ServeError::Scoring(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR")
             }
         }

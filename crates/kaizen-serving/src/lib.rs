@@ -1,6 +1,8 @@
 //! kaizen-serving: a registered model (or a package directory) behind MLflow's scoring protocol.
 //!
 //! - [`model`]: [`ServedModel`], a loaded package with the columns it takes and `score`.
+//! - [`onnx`]: ONNX models users bring (an MLflow `onnx` directory, a `.onnx` file) on
+//!   kaizen-ml's pure-Rust evaluator.
 //! - [`parse`]: the bodies of `POST /invocations` (`dataframe_split`, `dataframe_records`,
 //!   `instances`, `inputs`, CSV) checked against those columns into a [`kaizen_ml::Frame`].
 //! - [`traffic`]: served rows joined with their feedback, for retraining.
@@ -15,6 +17,7 @@ pub mod error;
 pub mod log;
 pub mod model;
 pub mod monitor;
+pub mod onnx;
 pub mod parse;
 pub mod traffic;
 

@@ -2,6 +2,7 @@
 //! and probabilities.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use kaizen_ml::preprocess::Encoder;
 use kaizen_ml::{ColumnData, Frame, Matrix, Preprocessor, Task};
@@ -9,6 +10,7 @@ use kaizen_tracking::Services;
 use kaizen_train::Package;
 
 use crate::error::{Result, ServeError};
+use crate::onnx::OnnxServed;
 
 /// What values a raw input column takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,17 +89,22 @@ fn label_json(label: &str) -> serde_json::Value {
     }
 }
 
-/// A loaded package: a version of a registered model, or a package directory.
+/// A loaded package: a version of a registered model, or a package directory; or an ONNX
+/// model a user brought (an MLflow `onnx` directory or a `.onnx` file).
 #[derive(Debug, Clone)]
 pub struct ServedModel {
     /// The registered model's name, or the package directory.
     pub name: String,
     /// The version number, or empty for a directory.
     pub version: String,
+    /// The package; for an ONNX model, a descriptor of it (flavor `onnx`, its task, columns
+    /// and labels) whose `model` is never used.
     pub package: Package,
     preprocessor: Option<Preprocessor>,
     labels: Option<Vec<String>>,
     inputs: Vec<InputColumn>,
+    /// The ONNX model that scores, for models users bring.
+    onnx: Option<Arc<OnnxServed>>,
 }
 
 impl ServedModel {
@@ -154,13 +161,85 @@ impl ServedModel {
             preprocessor,
             labels,
             inputs,
+            onnx: None,
         })
     }
 
-    /// The package in `dir`, named by its path.
+    /// The package in `dir`, named by its path; or the ONNX model there (an MLflow model
+    /// directory with the `onnx` flavor, or a `.onnx` file).
     pub fn from_dir(dir: &Path) -> Result<Self> {
+        if crate::onnx::is_onnx_model(dir) {
+            return ServedModel::from_onnx(dir.display().to_string(), "", dir);
+        }
         let package = kaizen_train::read_package(dir)?;
         ServedModel::new(dir.display().to_string(), "", package)
+    }
+
+    /// The ONNX model at `path` (an MLflow `onnx` directory or a `.onnx` file) as served under
+    /// `name` and `version`.
+    pub fn from_onnx(
+        name: impl Into<String>,
+        version: impl Into<String>,
+        path: &Path,
+    ) -> Result<Self> {
+        let onnx = OnnxServed::load(path)?;
+        let features: Vec<String> = onnx.inputs.iter().map(|c| c.name.clone()).collect();
+        let model = kaizen_ml::FittedModel {
+            task: onnx.task,
+            features: features.clone(),
+            learner: "onnx".into(),
+            params: kaizen_ml::learner::ModelParams::Linear {
+                coefficients: Vec::new(),
+                intercepts: Vec::new(),
+                link: kaizen_ml::learner::Link::Identity,
+            },
+            best_iteration: None,
+        };
+        let meta = kaizen_train::PackageMeta {
+            format_version: kaizen_train::package::FORMAT_VERSION,
+            flavor: "onnx".into(),
+            task: onnx.task,
+            learner: onnx.producer().to_string(),
+            signature: kaizen_train::package::Signature {
+                inputs: features
+                    .iter()
+                    .zip(&onnx.dtypes)
+                    .map(|(name, dtype)| kaizen_train::package::ColumnSpec {
+                        name: name.clone(),
+                        dtype: dtype.clone(),
+                    })
+                    .collect(),
+                outputs: Vec::new(),
+            },
+            metrics: Default::default(),
+            lineage: Default::default(),
+            created_at: 0,
+            onnx: onnx
+                .file
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned()),
+            onnx_error: None,
+            extra: serde_json::json!({"labels": onnx.labels}),
+        };
+        let dir = if path.is_dir() {
+            path.to_path_buf()
+        } else {
+            path.parent().map(Path::to_path_buf).unwrap_or_default()
+        };
+        Ok(ServedModel {
+            name: name.into(),
+            version: version.into(),
+            package: Package { dir, meta, model },
+            preprocessor: None,
+            labels: Some(onnx.labels.clone()),
+            inputs: onnx.inputs.clone(),
+            onnx: Some(Arc::new(onnx)),
+        })
+    }
+
+    /// Whether an ONNX model a user brought scores (not a kaizen package).
+    pub fn is_onnx(&self) -> bool {
+        self.onnx.is_some()
     }
 
     /// Version (or alias) `version_or_alias` of the registered model `name`.
@@ -169,8 +248,12 @@ impl ServedModel {
         name: &str,
         version_or_alias: &str,
     ) -> Result<Self> {
-        let (version, package) =
-            kaizen_train::load_version(services, name, version_or_alias).await?;
+        let (version, dir) =
+            kaizen_train::register::version_dir(services, name, version_or_alias).await?;
+        if crate::onnx::is_onnx_model(&dir) {
+            return ServedModel::from_onnx(name, version.version.to_string(), &dir);
+        }
+        let package = kaizen_train::read_package(&dir)?;
         ServedModel::new(name, version.version.to_string(), package)
     }
 
@@ -256,6 +339,9 @@ impl ServedModel {
 
     /// One prediction per row of `frame` (which holds the input columns).
     pub fn score(&self, frame: &Frame) -> Result<Vec<Prediction>> {
+        if let Some(onnx) = &self.onnx {
+            return onnx.score(frame);
+        }
         if frame.rows() == 0 {
             return Ok(Vec::new());
         }

@@ -104,10 +104,21 @@ pub async fn load_version(
     name: &str,
     version_or_alias: &str,
 ) -> Result<(ModelVersion, Package)> {
-    let version = get_version(services, name, version_or_alias).await?;
-    let dir = package_dir(services, &version).await?;
+    let (version, dir) = version_dir(services, name, version_or_alias).await?;
     let package = read_package(&dir)?;
     Ok((version, package))
+}
+
+/// The version `version_or_alias` of `name` and the local directory of its artifacts (a
+/// package, or another MLflow model directory such as one with the `onnx` flavor).
+pub async fn version_dir(
+    services: &Services,
+    name: &str,
+    version_or_alias: &str,
+) -> Result<(ModelVersion, PathBuf)> {
+    let version = get_version(services, name, version_or_alias).await?;
+    let dir = package_dir(services, &version).await?;
+    Ok((version, dir))
 }
 
 /// A version by number, or by alias when `version_or_alias` is not a number.

@@ -54,10 +54,11 @@ pub(crate) async fn load_model(
 ) -> anyhow::Result<ServedModel> {
     if !spec.starts_with("models:/") {
         let dir = Path::new(spec);
-        if !dir.is_dir() {
+        if !dir.is_dir() && !kaizen_serving::onnx::is_onnx_model(dir) {
             return Err(kaizen_core::Error::not_found(format!(
                 "`{spec}` is neither a model URI (models:/NAME@ALIAS, models:/NAME/VERSION) nor \
-                 a package directory"
+                 a package directory, an MLflow model directory with the onnx flavor or a \
+                 .onnx file"
             ))
             .into());
         }
