@@ -18,7 +18,7 @@ pub mod gate;
 pub mod package;
 pub mod pipeline_steps;
 pub mod register;
-mod runs;
+pub mod runs;
 pub mod search;
 pub mod tabular;
 

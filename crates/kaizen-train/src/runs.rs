@@ -85,3 +85,61 @@ pub(crate) fn slug(s: &str) -> String {
         .collect();
     slug.trim_matches('-').to_string()
 }
+
+/// A finished run recorded in one go: a report of something that happened elsewhere (a drift
+/// check), with its parameters, metrics, tags and artifact files. Answers the run id.
+pub struct RecordedRun<'a> {
+    pub experiment: &'a str,
+    pub run_name: String,
+    pub user: &'a str,
+    pub source: &'a str,
+    pub params: Vec<kaizen_core::Param>,
+    pub metrics: Vec<(String, f64)>,
+    pub tags: Vec<Tag>,
+    /// `(file name, bytes)` under the run's artifact root.
+    pub artifacts: Vec<(String, Vec<u8>)>,
+}
+
+/// Creates the run of `record` (and its experiment when missing) and ends it FINISHED; when
+/// logging fails half-way, the run is ended FAILED.
+pub async fn record_run(services: &Services, record: RecordedRun<'_>) -> Result<String> {
+    let run_id = start(
+        services,
+        JobRun {
+            experiment: record.experiment,
+            user: record.user,
+            parent_run_id: None,
+            source: record.source,
+            task: "monitor",
+            run_name: record.run_name,
+        },
+    )
+    .await?;
+    let logged = async {
+        let now = now_millis();
+        let metrics: Vec<kaizen_core::Metric> = record
+            .metrics
+            .iter()
+            .filter(|(_, v)| v.is_finite())
+            .map(|(k, v)| kaizen_core::Metric::new(k.clone(), *v, now, 0))
+            .collect();
+        for chunk in metrics.chunks(kaizen_core::limits::MAX_METRICS_PER_BATCH) {
+            services
+                .tracking
+                .log_batch(&run_id, chunk, &[], &[])
+                .await?;
+        }
+        services
+            .tracking
+            .log_batch(&run_id, &[], &record.params, &record.tags)
+            .await?;
+        let run = services.tracking.get_run(&run_id).await?;
+        for (name, bytes) in record.artifacts {
+            crate::forecast::put_artifact(services, &run.info.artifact_uri, &name, bytes).await?;
+        }
+        Ok(())
+    }
+    .await;
+    finish(services, &run_id, logged).await?;
+    Ok(run_id)
+}

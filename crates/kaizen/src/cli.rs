@@ -153,6 +153,13 @@ pub struct DriftArgs {
     /// log (delivered to the subscribers of events.toml).
     #[arg(long)]
     pub notify: bool,
+    /// Record the check as a run of the local home (experiment `--experiment`): the share and
+    /// each column's statistic as metrics, the HTML and JSON reports as artifacts.
+    #[arg(long)]
+    pub log: bool,
+    /// The experiment of `--log`'s run.
+    #[arg(long, default_value = "monitoring", requires = "log")]
+    pub experiment: String,
 }
 
 #[derive(Debug, Subcommand)]

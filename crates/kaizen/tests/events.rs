@@ -113,3 +113,76 @@ path = "{}"
     );
     drop(server);
 }
+
+/// `kaizen drift --log --notify`: the check is a run of the `monitoring` experiment (metrics per
+/// column, the reports as artifacts) and a `drift.detected` event.
+#[test]
+fn drift_checks_are_recorded_as_monitoring_runs() {
+    let home = tempfile::tempdir().unwrap();
+    let write = |name: &str, shift: f64| {
+        let mut csv = String::from("x,kind\n");
+        for i in 0..400 {
+            let u = f64::from(i) / 400.0;
+            csv.push_str(&format!("{},{}\n", u + shift, ["a", "b"][i as usize % 2]));
+        }
+        let path = home.path().join(name);
+        std::fs::write(&path, csv).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let (reference, current) = (write("ref.csv", 0.0), write("cur.csv", 0.5));
+    let out = kaizen(
+        home.path(),
+        &[
+            "drift",
+            "--reference",
+            &reference,
+            "--current",
+            &current,
+            "--log",
+            "--notify",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("monitoring run "), "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["dataset"]["drifted_columns"], 1, "{report}");
+    let run_id = out
+        .stderr
+        .split("monitoring run ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let run: Value =
+        serde_json::from_str(&ok(home.path(), &["runs", "show", &run_id, "--json"])).unwrap();
+    let text = run.to_string();
+    for needle in [
+        "drift.x",
+        "drift.kind",
+        "dataset.share",
+        "cur.csv",
+        "kaizen.drift.drifted",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    let artifacts = home.path().join("artifacts");
+    let html: Vec<_> = std::fs::read_dir(&artifacts)
+        .unwrap()
+        .flatten()
+        .flat_map(|exp| {
+            std::fs::read_dir(exp.path().join(&run_id).join("artifacts"))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(html.contains(&"drift_report.html".to_string()), "{html:?}");
+    assert!(html.contains(&"drift_report.json".to_string()), "{html:?}");
+    let tail = ok(
+        home.path(),
+        &["events", "tail", "--kind", "drift.detected", "--json"],
+    );
+    assert!(tail.contains("cur.csv"), "{tail}");
+}

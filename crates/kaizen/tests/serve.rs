@@ -734,8 +734,24 @@ fn shifted_traffic_is_detected_as_drift() {
             home.path(),
             &["events", "tail", "--kind", "drift.detected", "--json"],
         );
-        if events.contains("\"x1\"") {
+        if events.contains("\"x1\"") && events.contains("report_run_id") {
             assert!(events.contains("\"source\":\"serving\""), "{events}");
+            // The window's report is a run of the `monitoring` experiment.
+            let event: Value = serde_json::from_str(events.lines().last().unwrap()).unwrap();
+            let run_id = event["payload"]["report_run_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let run = ok(home.path(), &["runs", "show", &run_id, "--json"]);
+            assert!(run.contains("drift.x1"), "{run}");
+            assert!(run.contains("kaizen.drift.drifted"), "{run}");
+            let reports: Vec<_> = walk(home.path())
+                .into_iter()
+                .filter(|p| {
+                    p.ends_with("drift_report.html") && p.to_string_lossy().contains(&run_id)
+                })
+                .collect();
+            assert_eq!(reports.len(), 1, "the HTML report of run {run_id}");
             break;
         }
         assert!(start.elapsed().as_secs() < 20, "{events}");
@@ -952,4 +968,21 @@ with = {{ target = "y", model = "toy" }}
             .contains("kaizen_performance_expected{"),
         "{metrics}"
     );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
 }

@@ -2,7 +2,7 @@
 //! unknown ids, refused input), 2 an internal failure.
 
 mod datasets;
-mod drift;
+pub(crate) mod drift;
 pub(crate) mod events;
 mod experiments;
 pub(crate) mod forecast;

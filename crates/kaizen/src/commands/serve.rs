@@ -474,7 +474,7 @@ pub(crate) async fn start(args: ServeArgs) -> anyhow::Result<Running> {
                 .filter(|c| c.drifted)
                 .map(|c| c.column.clone())
                 .collect();
-            let payload = serde_json::json!({
+            let mut payload = serde_json::json!({
                 "name": model.name,
                 "version": model.version,
                 "source": "serving",
@@ -487,7 +487,24 @@ pub(crate) async fn start(args: ServeArgs) -> anyhow::Result<Running> {
                 payload["drifted_columns"]
             );
             let trigger = trigger.clone();
+            let report = report.clone();
+            let run_name = format!("drift-{}-v{}", model.name, model.version);
             runtime.spawn(async move {
+                // The window's report as a run of the `monitoring` experiment.
+                match super::drift::record_report(
+                    &services,
+                    "monitoring",
+                    &run_name,
+                    &report,
+                    &format!("served rows of {subject} · training reference"),
+                    vec![kaizen_core::Param::new("model", subject.clone())],
+                    "kaizen serve",
+                )
+                .await
+                {
+                    Ok(run_id) => payload["report_run_id"] = serde_json::json!(run_id),
+                    Err(e) => tracing::warn!(error = %e, "cannot record the drift report"),
+                }
                 kaizen_tracking::emit(
                     services.store.as_ref(),
                     kaizen_core::events::DRIFT_DETECTED,
