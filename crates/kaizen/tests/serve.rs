@@ -924,7 +924,11 @@ with = {{ target = "y", model = "toy" }}
             .lock()
             .unwrap()
             .iter()
-            .find(|e| e["kind"] == "retrain.finished")
+            .find(|e| {
+                e["kind"] == "retrain.finished"
+                    && e["payload"]["trigger"] == "drift"
+                    && !e["payload"]["retrained_version"].is_null()
+            })
             .cloned();
         if let Some(event) = found {
             break event;
@@ -985,4 +989,52 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// `on = ["schedule"]`: the policy runs on its cron ticks while serving (here every second,
+/// skipped for want of labeled traffic, which its `retrain.finished` event says).
+#[test]
+fn a_scheduled_policy_runs_on_its_ticks() {
+    let home = tempfile::tempdir().unwrap();
+    let (data, _) = write_data(home.path());
+    ok(
+        home.path(),
+        &[
+            "train", "--data", &data, "--target", "y", "--model", "demo", "--json",
+        ],
+    );
+    let pipeline = home.path().join("pipeline.toml");
+    std::fs::write(&pipeline, "[pipeline]\nname = \"p\"\n").unwrap();
+    let policy = home.path().join("retrain.toml");
+    std::fs::write(
+        &policy,
+        "model = \"demo\"\npipeline = \"pipeline.toml\"\ntarget = \"y\"\non = [\"schedule\"]\nschedule = \"* * * * * *\"\n",
+    )
+    .unwrap();
+    let _server = Server::spawn(
+        home.path(),
+        &[
+            "serve",
+            "models:/demo@champion",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--retrain",
+            policy.to_str().unwrap(),
+        ],
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let events = ok(
+            home.path(),
+            &["events", "tail", "--kind", "retrain.finished", "--json"],
+        );
+        if events.contains("\"trigger\":\"schedule\"") {
+            assert!(events.contains("0 labeled row(s)"), "{events}");
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 20, "{events}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

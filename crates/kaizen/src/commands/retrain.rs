@@ -301,6 +301,9 @@ pub(crate) async fn retrain_once(
                 "{} labeled row(s) of served traffic in the last {} ({} answered request(s)); the policy needs {}",
                 traffic.rows, policy.lookback, traffic.requests, policy.min_rows
             ));
+            if let Ok(services) = crate::commands::serve::open_services(tracking_uri).await {
+                announce(&services, &outcome).await;
+            }
             return Ok(outcome);
         }
     };
@@ -357,14 +360,19 @@ pub(crate) async fn retrain_once(
         outcome.promoted = step.gate.as_ref().is_some_and(|g| g.promoted);
         outcome.gate = step.gate;
     }
+    announce(&services, &outcome).await;
+    Ok(outcome)
+}
+
+/// The `retrain.finished` event of `outcome`.
+async fn announce(services: &kaizen_tracking::Services, outcome: &Outcome) {
     kaizen_tracking::emit(
         services.store.as_ref(),
         kaizen_core::events::RETRAIN_FINISHED,
-        &format!("models:/{}", policy.model),
-        serde_json::to_value(&outcome).unwrap_or_else(|_| json!({})),
+        &format!("models:/{}", outcome.model),
+        serde_json::to_value(outcome).unwrap_or_else(|_| json!({})),
     )
     .await;
-    Ok(outcome)
 }
 
 /// One line per outcome, for people.

@@ -72,7 +72,7 @@ pub(crate) async fn load_model(
 }
 
 /// The services of `tracking_uri`'s store (default: the local home).
-async fn open_services(tracking_uri: Option<&str>) -> anyhow::Result<Services> {
+pub(crate) async fn open_services(tracking_uri: Option<&str>) -> anyhow::Result<Services> {
     let store_uri = match tracking_uri.map(str::trim).filter(|u| !u.is_empty()) {
         None => settings::default_store_uri(),
         Some(u) if u.starts_with("sqlite:") || u.starts_with("postgres") => u.to_string(),
