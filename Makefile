@@ -1,5 +1,5 @@
 # kaizen's developer commands. `make quickstart` and `make test` are the README's two set-up commands.
-.PHONY: install quickstart test lint format bench bench-drift bench-etl bench-train build
+.PHONY: install quickstart test lint format bench bench-drift bench-etl bench-train bench-serve build
 
 build:
 	cargo build -p kaizen
@@ -35,3 +35,6 @@ bench-etl:
 
 bench-train:
 	benches/train/run.sh
+
+bench-serve:
+	benches/serve/run.sh
