@@ -292,8 +292,8 @@ async fn drive(
          {WINDOW_ROWS} rows, retraining by {POLICY_FILE}"
     );
     eprintln!(
-        "  replaying {DRIFT_ROWS} orders from {SINCE} on with prices {:.0}% higher, each \
-         request's actual totals posted to /feedback",
+        "  replaying the orders from {SINCE} on with prices {:.0}% higher, each request's actual \
+         totals posted to /feedback, until a retraining trains a version (at most {DRIFT_ROWS})",
         (PRICE_RISE - 1.0) * 100.0
     );
     let started = Instant::now();
