@@ -1,0 +1,21 @@
+//! Pretrained models on candle, in pure Rust: sentence embeddings with a BERT-family encoder in
+//! Hugging Face layout, extractive summaries ranked by embedding centrality, the text sources
+//! they read (files, web pages, Wikipedia), and the HTTP routes `/v1/embed` and `/v1/summarize`.
+//!
+//! Models come from local directories; nothing here downloads weights. Inference runs on the CPU;
+//! the `cuda` feature builds candle's CUDA backend for [`Embedder::load_on`] a GPU device.
+
+mod bert;
+pub mod embed;
+pub mod error;
+pub mod html;
+pub mod http;
+pub mod sentences;
+pub mod source;
+pub mod summarize;
+
+pub use embed::{Embedder, Pooling, cosine};
+pub use error::{ErrorKind, InferError};
+pub use http::{InferConfig, InferState, router};
+pub use source::{DEFAULT_WIKI_API, Document, Source};
+pub use summarize::{Method, Summary, summarize};
