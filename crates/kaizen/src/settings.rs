@@ -12,6 +12,13 @@ pub const ENV_TRACKING_URI: &str = "MLFLOW_TRACKING_URI";
 /// `KAIZEN_LOG`: a tracing filter such as `info` or `kaizen_server=debug` (default `warn`, or
 /// `info` for `kaizen server`).
 pub const ENV_LOG: &str = "KAIZEN_LOG";
+/// `KAIZEN_MODELS`: the directory of pretrained models, one subdirectory per model in Hugging
+/// Face layout (default: `models/` in the current directory when it exists, else
+/// `$KAIZEN_HOME/models`).
+pub const ENV_MODELS: &str = "KAIZEN_MODELS";
+/// `KAIZEN_WIKI_API`: the MediaWiki API that `kaizen summarize --wiki` and `POST /v1/summarize`
+/// read (default `https://en.wikipedia.org/w/api.php`).
+pub const ENV_WIKI_API: &str = "KAIZEN_WIKI_API";
 
 pub fn home() -> PathBuf {
     if let Some(h) = std::env::var_os(ENV_HOME).filter(|h| !h.is_empty()) {
@@ -21,6 +28,18 @@ pub fn home() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     base.join(".kaizen")
+}
+
+/// Where pretrained models live ([`ENV_MODELS`]).
+pub fn models_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(ENV_MODELS).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let local = PathBuf::from("models");
+    if local.is_dir() {
+        return local;
+    }
+    home().join("models")
 }
 
 pub fn default_store_uri() -> String {

@@ -10,6 +10,7 @@ mod lineage;
 mod models;
 pub(crate) mod pipeline;
 mod predict;
+pub(crate) mod pretrained;
 mod quickstart;
 pub(crate) mod retrain;
 mod runs;
@@ -45,6 +46,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Serve(args) => serve::run(args).await,
             Command::Predict(args) => predict::run(args).await,
             Command::Retrain(args) => retrain::run(args).await,
+            Command::Embed(args) => pretrained::embed(args).await,
+            Command::Summarize(args) => pretrained::summarize(args).await,
         }
     })
 }

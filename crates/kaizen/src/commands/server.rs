@@ -120,10 +120,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             pipelines,
         }),
     };
+    let pretrained = kaizen_infer::router(kaizen_infer::InferState::new(
+        super::pretrained::infer_config(args.allow_fetch),
+    ));
     kaizen_server::serve_with(
         listener,
         state,
-        kaizen_serving::mount(mounted),
+        kaizen_serving::mount(mounted).merge(pretrained),
         super::shutdown_signal(),
     )
     .await?;

