@@ -1,5 +1,5 @@
 # kaizen's developer commands. `make quickstart` and `make test` are the README's two set-up commands.
-.PHONY: install quickstart test lint format bench bench-drift bench-etl bench-train bench-serve build
+.PHONY: install quickstart test lint format bench bench-drift bench-etl bench-train bench-serve bench-pretrained build
 
 build:
 	cargo build -p kaizen
@@ -38,3 +38,6 @@ bench-train:
 
 bench-serve:
 	benches/serve/run.sh
+
+bench-pretrained:
+	benches/pretrained/run.sh
