@@ -136,13 +136,14 @@ def bert_onnx(model_dir: Path) -> bytes:
 
 
 class OrtEmbedder:
-    def __init__(self, model_dir: Path):
+    def __init__(self, model_dir: Path, threads: int = 0):
         max_len = json.loads((model_dir / "sentence_bert_config.json").read_text())["max_seq_length"]
         self.tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tok.enable_truncation(max_len)
         self.tok.enable_padding(pad_id=0, pad_token="[PAD]")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads
         self.session = ort.InferenceSession(bert_onnx(model_dir), opts, providers=["CPUExecutionProvider"])
 
     def embed(self, texts: list[str], batch: int = 32) -> np.ndarray:
@@ -192,9 +193,12 @@ def main() -> int:
     ap.add_argument("--model", default=str(ROOT / "models" / "all-MiniLM-L6-v2"))
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="onnxruntime's intra-op threads (0: all cores); run.sh gives kaizen the same "
+                         "through RAYON_NUM_THREADS")
     args = ap.parse_args()
     model = Path(args.model)
-    engines = {"kaizen": KaizenEmbedder(args.kaizen_url), "onnxruntime": OrtEmbedder(model)}
+    engines = {"kaizen": KaizenEmbedder(args.kaizen_url), "onnxruntime": OrtEmbedder(model, args.threads)}
     sentences = corpus()
     n_through = 128 if args.quick else 512
     batch = (sentences * (n_through // len(sentences) + 1))[:n_through]
@@ -207,7 +211,7 @@ def main() -> int:
     cos = float(((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))).min())
     print(f"agreement: min cosine kaizen vs onnxruntime over 16 sentences = {cos:.8f}", file=sys.stderr)
 
-    results = {"agreement_min_cosine": cos, "throughput_texts": n_through}
+    results = {"agreement_min_cosine": cos, "throughput_texts": n_through, "threads": args.threads or "all"}
     for name, engine in engines.items():
         engine.embed([short])  # warm up (loads the model on the server)
         engine.embed(batch[:64])

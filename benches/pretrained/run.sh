@@ -2,7 +2,10 @@
 # Pretrained-model benchmark: MiniLM sentence embeddings, kaizen (candle) against onnxruntime on
 # the same weights, in one run (see bench.py for what is compared and how).
 #
-#   benches/pretrained/run.sh [--quick] [--json OUT]
+#   benches/pretrained/run.sh [--quick] [--json OUT] [--threads N]
+#
+# --threads N limits both engines to N threads (onnxruntime's intra-op pool, kaizen's rayon pool);
+# by default both use every core.
 #
 # - Python: the repository's .venv from scripts/setup.sh (onnx, onnxruntime, tokenizers) and the
 #   model at models/all-MiniLM-L6-v2 (or $KAIZEN_MODELS).
@@ -25,9 +28,17 @@ if [ -z "${KAIZEN_BIN:-}" ]; then
     KAIZEN_BIN="$ROOT/target/release/kaizen"
 fi
 
+threads=0
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+    [ "${args[$i]}" = "--threads" ] && threads="${args[$((i + 1))]}"
+done
+rayon=()
+[ "$threads" != "0" ] && rayon=(RAYON_NUM_THREADS="$threads")
+
 work="$(mktemp -d /tmp/kaizen-bench-pretrained.XXXXXX)"
 port="$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-KAIZEN_HOME="$work/home" KAIZEN_MODELS="$MODELS" KAIZEN_LOG=warn \
+env "${rayon[@]}" KAIZEN_HOME="$work/home" KAIZEN_MODELS="$MODELS" KAIZEN_LOG=warn \
     "$KAIZEN_BIN" server --host 127.0.0.1 --port "$port" \
     --backend-store-uri "sqlite://$work/kaizen.db" --artifacts-destination "file://$work/artifacts" \
     >"$work/server.log" 2>&1 &
