@@ -537,6 +537,11 @@ enum Op {
     Unsqueeze {
         axes: Option<Vec<i64>>,
     },
+    /// An operator another runtime runs ([`OnnxModel::describe`]).
+    Opaque {
+        op: String,
+        domain: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -776,6 +781,23 @@ impl OnnxModel {
 
     /// Decodes, checks and plans a serialized `ModelProto`.
     pub fn from_bytes(bytes: &[u8]) -> Result<OnnxModel> {
+        OnnxModel::plan(bytes, true)
+    }
+
+    /// The graph's inputs, outputs and class labels for another runtime: like
+    /// [`OnnxModel::from_bytes`], but an operator this evaluator does not run is kept as a
+    /// placeholder that fails if run.
+    pub fn describe(bytes: &[u8]) -> Result<OnnxModel> {
+        OnnxModel::plan(bytes, false)
+    }
+
+    fn plan(bytes: &[u8], strict: bool) -> Result<OnnxModel> {
+        let plan_op = |node: &NodeProto, opset: i64| match plan_op(node, opset) {
+            Err(OnnxError::Unsupported { op, domain, .. }) if !strict => {
+                Ok(Op::Opaque { op, domain })
+            }
+            other => other,
+        };
         let model = ModelProto::decode(bytes)?;
         let graph = model
             .graph
@@ -1017,6 +1039,43 @@ impl OnnxModel {
             })
             .collect()
     }
+}
+
+/// The model with each ZipMap that gives a graph output removed, the output being its input
+/// (the 2-D probability tensor): for runtimes whose sequences of maps are costly to read.
+pub fn without_zipmap(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut model = ModelProto::decode(bytes)?;
+    let Some(graph) = model.graph.as_mut() else {
+        return Ok(bytes.to_vec());
+    };
+    let mut renamed = Vec::new();
+    graph.node.retain(|n| {
+        let zipmap = n.op_type.as_deref() == Some("ZipMap") && n.domain.as_deref() == Some(ML);
+        match (zipmap, n.input.first(), n.output.first()) {
+            (true, Some(i), Some(o)) if graph.output.iter().any(|g| g.name.as_ref() == Some(o)) => {
+                renamed.push((o.clone(), i.clone()));
+                false
+            }
+            _ => true,
+        }
+    });
+    for output in &mut graph.output {
+        if let Some((_, input)) = renamed
+            .iter()
+            .find(|(o, _)| output.name.as_ref() == Some(o))
+        {
+            output.name = Some(input.clone());
+            output.r#type = Some(crate::onnx::proto::TypeProto {
+                value: Some(crate::onnx::proto::type_proto::Value::TensorType(
+                    crate::onnx::proto::type_proto::Tensor {
+                        elem_type: Some(data_type::FLOAT),
+                        shape: None,
+                    },
+                )),
+            });
+        }
+    }
+    Ok(model.encode_to_vec())
 }
 
 fn shape_text(shape: &[Option<usize>]) -> String {
@@ -1577,11 +1636,19 @@ impl Op {
             Op::ArgMax { .. } => "ArgMax",
             Op::Squeeze { .. } => "Squeeze",
             Op::Unsqueeze { .. } => "Unsqueeze",
+            Op::Opaque { .. } => "Opaque",
         }
     }
 
     fn eval(&self, ins: &[Option<&Value>]) -> Result<Vec<Value>> {
         Ok(match self {
+            Op::Opaque { op, domain } => {
+                return Err(OnnxError::Unsupported {
+                    op: op.clone(),
+                    domain: domain.clone(),
+                    node: String::new(),
+                });
+            }
             Op::Identity => vec![
                 ins.first()
                     .copied()
@@ -2633,6 +2700,39 @@ mod tests {
         let d = Tensor::new(vec![1, 2], Data::Double(vec![1.0, 2.0])).unwrap();
         assert!(m.run(vec![d]).unwrap_err().to_string().contains("float"));
         assert!(m.run(Vec::new()).is_err());
+    }
+
+    #[test]
+    fn describe_keeps_unsupported_operators_for_another_runtime() {
+        let nodes = vec![
+            node("Erf", "", &["X"], &["e"], Vec::new()),
+            node(
+                "ZipMap",
+                ML,
+                &["e"],
+                &["p"],
+                vec![ints("classlabels_int64s", &[0, 1])],
+            ),
+        ];
+        let m = ModelProto {
+            graph: Some(GraphProto {
+                node: nodes,
+                input: vec![float_input("X", 2)],
+                output: vec![output("p")],
+                ..GraphProto::default()
+            }),
+            ..ModelProto::default()
+        };
+        let bytes = m.encode_to_vec();
+        assert!(OnnxModel::from_bytes(&bytes).is_err());
+        let described = OnnxModel::describe(&bytes).unwrap();
+        assert_eq!(described.class_labels(), Some(Labels::Int64(vec![0, 1])));
+        assert!(described.run(vec![x(&[&[1.0, 2.0]])]).is_err());
+        // Without its ZipMap, the graph answers the probability tensor itself.
+        let plain = ModelProto::decode(without_zipmap(&bytes).unwrap().as_slice()).unwrap();
+        let graph = plain.graph.unwrap();
+        assert_eq!(graph.node.len(), 1);
+        assert_eq!(graph.output[0].name.as_deref(), Some("e"));
     }
 
     #[test]

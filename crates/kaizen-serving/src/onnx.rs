@@ -9,6 +9,7 @@
 //! tensor or skl2onnx's ZipMap), as kaizen's own packages answer.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use kaizen_ml::onnx_eval::{
     Data, ElemType, Labels, OnnxError, OnnxModel, Tensor, Value, ValueKind,
@@ -20,6 +21,75 @@ use crate::model::{InputColumn, InputKind, Prediction};
 
 /// `MLmodel`'s file name.
 const MLMODEL: &str = "MLmodel";
+
+/// Which runtime scores ONNX models users bring.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Runtime {
+    /// kaizen's pure-Rust evaluator (`kaizen_ml::onnx_eval`), in every build.
+    #[default]
+    Native,
+    /// onnxruntime, loaded from this shared library (the `libonnxruntime.so` of the
+    /// `onnxruntime` Python wheel); only in builds with the `onnxruntime` feature.
+    Ort { library: PathBuf },
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+/// Chooses the runtime of the ONNX models this process loads from now on (once; the first
+/// choice stays). `Runtime::Ort` is refused by builds without the `onnxruntime` feature.
+pub fn set_runtime(runtime: Runtime) -> std::result::Result<(), String> {
+    if matches!(runtime, Runtime::Ort { .. }) && !cfg!(feature = "onnxruntime") {
+        return Err(
+            "this kaizen was built without onnxruntime; rebuild with `--features onnxruntime` \
+             or use the native runtime"
+                .into(),
+        );
+    }
+    let chosen = RUNTIME.get_or_init(|| runtime.clone());
+    if *chosen != runtime {
+        return Err(format!("the ONNX runtime is already {chosen:?}"));
+    }
+    Ok(())
+}
+
+/// `KAIZEN_ONNX_RUNTIME`: `native` (the default) or `ort` (onnxruntime, in builds with the
+/// `onnxruntime` feature), when [`set_runtime`] was not called.
+pub const ENV_RUNTIME: &str = "KAIZEN_ONNX_RUNTIME";
+/// `ORT_DYLIB_PATH`: onnxruntime's shared library for `ort` (the `ort` crate's own variable;
+/// default `libonnxruntime.so` from the library path).
+pub const ENV_ORT_LIBRARY: &str = "ORT_DYLIB_PATH";
+
+fn runtime() -> &'static Runtime {
+    RUNTIME.get_or_init(|| match std::env::var(ENV_RUNTIME).as_deref() {
+        Ok("ort" | "onnxruntime") => Runtime::Ort {
+            library: std::env::var_os(ENV_ORT_LIBRARY)
+                .map_or_else(|| PathBuf::from("libonnxruntime.so"), PathBuf::from),
+        },
+        _ => Runtime::Native,
+    })
+}
+
+/// What runs the graph.
+#[derive(Debug, Clone)]
+enum Engine {
+    Native,
+    #[cfg(feature = "onnxruntime")]
+    Ort(std::sync::Arc<ort_backend::OrtRunner>),
+}
+
+impl Engine {
+    fn run(
+        &self,
+        model: &OnnxModel,
+        inputs: Vec<Tensor>,
+    ) -> std::result::Result<Vec<Value>, String> {
+        match self {
+            Engine::Native => model.run(inputs).map_err(|e| e.to_string()),
+            #[cfg(feature = "onnxruntime")]
+            Engine::Ort(runner) => runner.run(inputs),
+        }
+    }
+}
 
 /// How request columns become graph inputs.
 #[derive(Debug, Clone)]
@@ -46,6 +116,7 @@ enum Answer {
 #[derive(Debug, Clone)]
 pub struct OnnxServed {
     model: OnnxModel,
+    engine: Engine,
     layout: Layout,
     answer: Answer,
     /// The model file.
@@ -236,7 +307,34 @@ impl OnnxServed {
         } else {
             (path.to_path_buf(), None)
         };
-        let model = OnnxModel::from_file(&file).map_err(|e| onnx_error(&file, e))?;
+        let bytes = std::fs::read(&file)
+            .map_err(|e| load_error(&file, format!("cannot read the model file: {e}")))?;
+        // Another runtime may run operators the evaluator does not: read the graph only.
+        let model = match runtime() {
+            Runtime::Native => OnnxModel::from_bytes(&bytes),
+            Runtime::Ort { .. } => OnnxModel::describe(&bytes),
+        }
+        .map_err(|e| onnx_error(&file, e))?;
+        let engine = match runtime() {
+            Runtime::Native => Engine::Native,
+            #[cfg(feature = "onnxruntime")]
+            Runtime::Ort { library } => Engine::Ort(std::sync::Arc::new(
+                ort_backend::OrtRunner::load(
+                    &bytes,
+                    library,
+                    model.inputs().iter().map(|i| i.name.clone()).collect(),
+                )
+                .map_err(|e| load_error(&file, e))?,
+            )),
+            #[cfg(not(feature = "onnxruntime"))]
+            Runtime::Ort { .. } => {
+                return Err(load_error(
+                    &file,
+                    "onnxruntime was asked for, but this kaizen was built without the \
+                     `onnxruntime` feature",
+                ));
+            }
+        };
         let dir = path.is_dir().then_some(path);
         let signature = mlmodel.as_deref().and_then(signature_columns);
 
@@ -346,7 +444,7 @@ impl OnnxServed {
             Layout::Stacked { elem } => vec![zeros(*elem, vec![1, names.len()])],
             Layout::PerColumn { elems } => elems.iter().map(|&e| zeros(e, vec![1, 1])).collect(),
         };
-        let outputs = model.run(probe).map_err(|e| {
+        let outputs = engine.run(&model, probe).map_err(|e| {
             load_error(
                 &file,
                 format!("the graph does not run on a row of zeros: {e}"),
@@ -415,6 +513,7 @@ impl OnnxServed {
         );
         Ok(OnnxServed {
             model,
+            engine,
             layout,
             answer,
             file,
@@ -533,9 +632,9 @@ impl OnnxServed {
             return Ok(Vec::new());
         }
         let outputs = self
-            .model
-            .run(self.tensors(frame)?)
-            .map_err(|e| ServeError::Scoring(kaizen_ml::MlError::invalid(e.to_string())))?;
+            .engine
+            .run(&self.model, self.tensors(frame)?)
+            .map_err(|e| ServeError::Scoring(kaizen_ml::MlError::invalid(e)))?;
         let fail = |m: &str| ServeError::Scoring(kaizen_ml::MlError::invalid(m.to_string()));
         match &self.answer {
             Answer::Value { output } => {
@@ -616,6 +715,113 @@ fn zeros(elem: ElemType, shape: Vec<usize>) -> Tensor {
 /// Labels as text (for messages and `/health`).
 pub fn label_names(labels: &Labels) -> Vec<String> {
     labels.names()
+}
+
+/// onnxruntime through the `ort` crate, the library loaded at run time.
+#[cfg(feature = "onnxruntime")]
+mod ort_backend {
+    use std::borrow::Cow;
+    use std::path::Path;
+    use std::sync::{Mutex, OnceLock};
+
+    use kaizen_ml::onnx_eval::{Data, Tensor, Value, without_zipmap};
+    use ort::environment::Environment;
+    use ort::session::{Session, SessionInputValue};
+    use ort::value::{DynValue, Tensor as OrtTensor};
+
+    static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
+
+    fn environment(library: &Path) -> Result<&'static Environment, String> {
+        ENVIRONMENT
+            .get_or_init(|| {
+                ort::init_from(library)
+                    .map_err(|e| {
+                        format!("cannot load onnxruntime from {}: {e}", library.display())
+                    })?
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// A session; onnxruntime's `run` takes it mutably, so requests take turns.
+    pub struct OrtRunner {
+        session: Mutex<Session>,
+        inputs: Vec<String>,
+    }
+
+    impl std::fmt::Debug for OrtRunner {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("OrtRunner")
+                .field("inputs", &self.inputs)
+                .finish()
+        }
+    }
+
+    fn text(e: impl std::fmt::Display) -> String {
+        format!("onnxruntime: {e}")
+    }
+
+    impl OrtRunner {
+        /// A session over `bytes` (ZipMap outputs read as their probability tensors).
+        pub fn load(
+            bytes: &[u8],
+            library: &Path,
+            inputs: Vec<String>,
+        ) -> Result<OrtRunner, String> {
+            let env = environment(library)?;
+            let bytes = without_zipmap(bytes).map_err(|e| e.to_string())?;
+            let session = Session::builder(env)
+                .map_err(text)?
+                .commit_from_memory(&bytes)
+                .map_err(text)?;
+            Ok(OrtRunner {
+                session: Mutex::new(session),
+                inputs,
+            })
+        }
+
+        pub fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Value>, String> {
+            let mut feed: Vec<(Cow<'static, str>, SessionInputValue<'static>)> = Vec::new();
+            for (name, t) in self.inputs.iter().zip(inputs) {
+                let shape: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
+                let value: DynValue = match t.data {
+                    Data::Float(v) => OrtTensor::from_array((shape, v)).map_err(text)?.into_dyn(),
+                    Data::Double(v) => OrtTensor::from_array((shape, v)).map_err(text)?.into_dyn(),
+                    Data::Int64(v) => OrtTensor::from_array((shape, v)).map_err(text)?.into_dyn(),
+                    Data::String(v) => OrtTensor::from_string_array((shape, v.as_slice()))
+                        .map_err(text)?
+                        .into_dyn(),
+                };
+                feed.push((Cow::Owned(name.clone()), value.into()));
+            }
+            let mut session = self
+                .session
+                .lock()
+                .map_err(|_| "the onnxruntime session is poisoned".to_string())?;
+            let outputs = session.run(feed).map_err(text)?;
+            (0..outputs.len()).map(|i| value_of(&outputs[i])).collect()
+        }
+    }
+
+    fn value_of(v: &DynValue) -> Result<Value, String> {
+        let shape = |s: &[i64]| s.iter().map(|&d| d.max(0) as usize).collect::<Vec<_>>();
+        let data = if let Ok((s, d)) = v.try_extract_tensor::<f32>() {
+            (shape(s), Data::Float(d.to_vec()))
+        } else if let Ok((s, d)) = v.try_extract_tensor::<f64>() {
+            (shape(s), Data::Double(d.to_vec()))
+        } else if let Ok((s, d)) = v.try_extract_tensor::<i64>() {
+            (shape(s), Data::Int64(d.to_vec()))
+        } else if let Ok((s, d)) = v.try_extract_strings() {
+            (shape(s), Data::String(d))
+        } else {
+            return Err("onnxruntime answered a value that is not a tensor".into());
+        };
+        Tensor::new(data.0, data.1)
+            .map(Value::Tensor)
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]
