@@ -180,7 +180,7 @@ impl Tagger {
 fn is_title(s: &str) -> bool {
     let (mut cased, mut previous_cased) = (false, false);
     for c in s.chars() {
-        if c.is_uppercase() {
+        if c.is_uppercase() || is_titlecase(c) {
             if previous_cased {
                 return false;
             }
@@ -197,6 +197,17 @@ fn is_title(s: &str) -> bool {
         }
     }
     cased
+}
+
+/// Unicode's titlecase letters (category Lt, "ǅ"), which Python's `istitle` counts as capitals
+/// and Rust's `is_uppercase` does not.
+fn is_titlecase(c: char) -> bool {
+    matches!(
+        c,
+        '\u{1c5}' | '\u{1c8}' | '\u{1cb}' | '\u{1f2}' | '\u{1fbc}' | '\u{1fcc}' | '\u{1ffc}'
+    ) || ('\u{1f88}'..='\u{1f8f}').contains(&c)
+        || ('\u{1f98}'..='\u{1f9f}').contains(&c)
+        || ('\u{1fa8}'..='\u{1faf}').contains(&c)
 }
 
 /// pattern's `CD` pattern: `^[0-9\-\,\.\:\/\%\$]+$`.
@@ -644,6 +655,8 @@ mod tests {
         assert!(!is_title("McDonald"));
         assert!(!is_title("123"));
         assert!(!is_title("HELLO"));
+        assert!(is_title("ǅemal"));
+        assert!(!is_title("Xǅ"));
     }
 
     fn write(dir: &Path, name: &str, text: &str) {
