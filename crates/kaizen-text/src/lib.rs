@@ -11,6 +11,9 @@
 //!   ([`chunk`] says how; not TextBlob's default extractor, which needs NLTK corpora).
 //! - [`tokenize`]: pattern's tokenizer, which all of them share.
 //!
+//! `examples/textblob_parity.py` runs TextBlob and this crate (through the `textblob_parity`
+//! example) on the same texts and compares sentiment, assessments, tags and chunks.
+//!
 //! The caller says where the data directory is; a missing or malformed file is a [`TextError`]
 //! naming it. Every analysis accepts any string: empty text has no assessments, tags or phrases
 //! ([`check_text`] refuses it for callers that treat it as a mistake).

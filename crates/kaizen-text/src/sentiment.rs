@@ -175,9 +175,9 @@ impl Lexicon {
                 subjectivity: number("subjectivity", 0.0)?,
                 intensity: number("intensity", 1.0)?,
             };
-            if scores.intensity == 0.0 {
-                // Negation divides by the intensity.
-                return Err(malformed(path, line, "intensity=\"0\" cannot be inverted"));
+            if scores.intensity <= 0.0 {
+                // Negation divides by the (averaged) intensity; pattern's are 0.5 to 2.
+                return Err(malformed(path, line, "intensity must be positive"));
             }
             let Some(form) = node.attribute("form").filter(|f| !f.is_empty()) else {
                 continue;
@@ -389,7 +389,11 @@ fn emoticon_polarity(w: &str) -> Option<f64> {
     }
     EMOTICONS
         .iter()
-        .find(|(_, _, faces)| faces.iter().any(|f| f.to_lowercase() == w))
+        .find(|(_, _, faces)| {
+            faces
+                .iter()
+                .any(|f| f.chars().flat_map(char::to_lowercase).eq(w.chars()))
+        })
         .map(|(_, polarity, _)| *polarity)
 }
 
@@ -546,6 +550,15 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("line 2: attribute polarity=\"high\""),
+            "{err}"
+        );
+        let err = Lexicon::from_xml(
+            "<sentiment><word form=\"a\" intensity=\"0\"/></sentiment>",
+            path,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("intensity must be positive"),
             "{err}"
         );
         let err = Lexicon::from_xml("<sentiment/>", path).unwrap_err();

@@ -314,10 +314,22 @@ fn emoticons_longest_first() -> Vec<Vec<char>> {
 /// single spaces, followed by whitespace or the end, is written without the spaces.
 fn join_emoticons(s: &str, emoticons: &[Vec<char>]) -> String {
     let chars: Vec<char> = s.chars().collect();
+    let mut starts: Vec<char> = emoticons
+        .iter()
+        .filter_map(|f| f.first().copied())
+        .collect();
+    starts.sort_unstable();
+    starts.dedup();
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
     'scan: while i < chars.len() {
-        for face in emoticons {
+        // Most characters cannot start an emoticon; skip the search for them.
+        let candidates = if starts.binary_search(&chars[i]).is_ok() {
+            emoticons
+        } else {
+            &[]
+        };
+        for face in candidates {
             if let Some(end) = match_spaced(&chars, i, face) {
                 out.extend(face.iter());
                 // The whitespace after the emoticon is part of pattern's match; keep it.
