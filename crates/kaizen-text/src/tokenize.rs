@@ -2,15 +2,17 @@
 //! `PatternAnalyzer` and `PatternTagger` run.
 //!
 //! A general-purpose segmenter (UAX #29, as `unicode-segmentation` implements it) splits text
-//! differently (it keeps "don't" whole, splits "e.g." and "U.S."), and sentiment scores change
+//! differently (it keeps "don't" whole, has no sentence rule for "Mr." or "e.g."), and scores change
 //! with the tokens, so parity with TextBlob needs pattern's own rules, quirks included:
 //!
-//! - every apostrophe becomes a token of its own, so "don't" is `do n ' t` and "n't" never
-//!   reaches the negation list (TextBlob 0.20 adds that replacement to pattern's tokenizer);
+//! - every apostrophe becomes a token of its own (the quotes are padded with spaces after the
+//!   contractions are split), so "don't" is `do n ' t` and "n't" never reaches the negation
+//!   list: TextBlob scores "I don't like it" as if the "not" were absent, and so does this;
 //! - punctuation is split from the start and end of words, periods only when the word is not an
 //!   abbreviation (a list, single letters, `U.S.`-style initials, `Mr.`-style capitals);
 //! - a sentence ends at `.`, `!`, `?` or `...` (with following quotes, brackets and repeated
-//!   marks) and at a blank line;
+//!   marks) and at a blank line (pattern marks those with the token `END-OF-SENTENCE`, which
+//!   therefore ends a sentence where a text spells it too);
 //! - `( ! )` becomes the sarcasm mark `(!)`, and emoticons split by the punctuation rules are
 //!   joined again (`: - )` becomes `:-)`).
 //!
