@@ -1,6 +1,6 @@
 """kaizen's ONNX export scored by the real onnxruntime.
 
-``cargo test -p kaizen-ml --test onnx_fixtures`` with ``KAIZEN_ONNX_CHECK_DIR`` writes one model
+``cargo test --workspace --test onnx_fixtures`` with ``KAIZEN_ONNX_CHECK_DIR`` writes one model
 per kind (linear, ridge and logistic with imputation and scaling in the graph, multinomial
 logistic, gradient-boosted trees for regression, binary and multiclass), its input rows (with
 missing values) and kaizen's own predictions; here onnxruntime scores the same rows and the two
@@ -36,7 +36,8 @@ def fixtures(tmp_path_factory):
     out = tmp_path_factory.mktemp("onnx")
     env = dict(os.environ, KAIZEN_ONNX_CHECK_DIR=str(out))
     subprocess.run(
-        ["cargo", "test", "-q", "-p", "kaizen-ml", "--test", "onnx_fixtures"],
+        # --workspace: the features of the workspace build `make test` just made, so nothing rebuilds.
+        ["cargo", "test", "-q", "--workspace", "--locked", "--test", "onnx_fixtures"],
         cwd=u.REPO_ROOT,
         env=env,
         check=True,

@@ -1,6 +1,7 @@
-//! The HTTP face of pretrained models: `POST /v1/embed` and `POST /v1/summarize` as a router
-//! that `kaizen server` mounts beside the tracking API. The model is loaded on the first request
-//! and shared; inference runs on the blocking pool. Errors use MLflow's `{"error_code",
+//! The HTTP face of pretrained models: `POST /v1/embed`, `/v1/summarize`, `/v1/sentiment` and
+//! `/v1/phrases` as a router that `kaizen server` mounts beside the tracking API. Each model (or
+//! data set) is loaded on the first request that needs it and shared; inference runs on the
+//! blocking pool. Errors use MLflow's `{"error_code",
 //! "message"}` shape, and a caller's mistake is never a 5xx.
 
 use std::path::PathBuf;
@@ -32,6 +33,8 @@ const MAX_TEXTS: usize = 4096;
 pub struct InferConfig {
     /// The sentence-embedding model directory.
     pub embed_model: PathBuf,
+    /// pattern.en's data files (TextBlob's), for sentiment and noun phrases.
+    pub text_data: PathBuf,
     /// The MediaWiki API that `{"wiki": TITLE}` reads.
     pub wiki_api: String,
     /// Whether `{"url": ...}` and `{"wiki": ...}` may make the server fetch pages. Off, a
@@ -44,6 +47,8 @@ pub struct InferConfig {
 pub struct InferState {
     config: Arc<InferConfig>,
     embedder: Arc<OnceCell<Arc<Embedder>>>,
+    lexicon: Arc<OnceCell<Arc<kaizen_text::Lexicon>>>,
+    tagger: Arc<OnceCell<Arc<kaizen_text::Tagger>>>,
 }
 
 impl InferState {
@@ -51,6 +56,8 @@ impl InferState {
         InferState {
             config: Arc::new(config),
             embedder: Arc::new(OnceCell::new()),
+            lexicon: Arc::new(OnceCell::new()),
+            tagger: Arc::new(OnceCell::new()),
         }
     }
 
@@ -78,13 +85,77 @@ impl InferState {
             .await
             .cloned()
     }
+    /// The sentiment lexicon, loaded on first use (like the embedding model).
+    async fn lexicon(&self) -> Result<Arc<kaizen_text::Lexicon>, ApiError> {
+        let dir = self.config.text_data.clone();
+        self.lexicon
+            .get_or_try_init(|| load_text_data(move || kaizen_text::Lexicon::load(&dir)))
+            .await
+            .cloned()
+    }
+
+    /// The part-of-speech tagger, loaded on first use.
+    async fn tagger(&self) -> Result<Arc<kaizen_text::Tagger>, ApiError> {
+        let dir = self.config.text_data.clone();
+        self.tagger
+            .get_or_try_init(|| load_text_data(move || kaizen_text::Tagger::load(&dir)))
+            .await
+            .cloned()
+    }
+
+    /// The text a request names: `text` as is; `url` and `wiki` only where fetching is allowed.
+    fn source(
+        &self,
+        text: Option<String>,
+        url: Option<String>,
+        wiki: Option<String>,
+    ) -> Result<Source, ApiError> {
+        match (text, url, wiki) {
+            (Some(text), None, None) => Ok(Source::Text(text)),
+            (None, Some(url), None) if self.config.allow_fetch => Ok(Source::Url(url)),
+            (None, None, Some(title)) if self.config.allow_fetch => Ok(Source::Wiki {
+                title,
+                api: self.config.wiki_api.clone(),
+            }),
+            (None, Some(_), None) | (None, None, Some(_)) => Err(ApiError::invalid(
+                "this server does not fetch pages (start it with --allow-fetch); send `text`",
+            )),
+            _ => Err(ApiError::invalid(
+                "give exactly one of `text`, `url` or `wiki`",
+            )),
+        }
+    }
 }
 
-/// `POST /v1/embed` and `POST /v1/summarize`.
+/// Loads pattern.en's data on the blocking pool; missing data is the server's state, not the
+/// caller's mistake (503), and a later request tries again.
+async fn load_text_data<T: Send + 'static>(
+    load: impl FnOnce() -> Result<T, kaizen_text::TextError> + Send + 'static,
+) -> Result<Arc<T>, ApiError> {
+    match tokio::task::spawn_blocking(load)
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+    {
+        Ok(loaded) => Ok(Arc::new(loaded)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load the text data");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TEMPORARILY_UNAVAILABLE",
+                "the text data (pattern.en's files from textblob) is not installed on this \
+                 server (see the server log; docs/pretrained.md says how to get it)",
+            ))
+        }
+    }
+}
+
+/// `POST /v1/embed`, `/v1/summarize`, `/v1/sentiment` and `/v1/phrases`.
 pub fn router(state: InferState) -> Router {
     Router::new()
         .route("/v1/embed", post(embed))
         .route("/v1/summarize", post(summarize_route))
+        .route("/v1/sentiment", post(sentiment_route))
+        .route("/v1/phrases", post(phrases_route))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -233,24 +304,7 @@ async fn summarize_route(
 ) -> Result<Response, ApiError> {
     let request: SummarizeRequest = parse_body(body)?;
     let method: Method = request.method.as_deref().unwrap_or("extractive").parse()?;
-    let source = match (request.text, request.url, request.wiki) {
-        (Some(text), None, None) => Source::Text(text),
-        (None, Some(url), None) if state.config.allow_fetch => Source::Url(url),
-        (None, None, Some(title)) if state.config.allow_fetch => Source::Wiki {
-            title,
-            api: state.config.wiki_api.clone(),
-        },
-        (None, Some(_), None) | (None, None, Some(_)) => {
-            return Err(ApiError::invalid(
-                "this server does not fetch pages (start it with --allow-fetch); send `text`",
-            ));
-        }
-        _ => {
-            return Err(ApiError::invalid(
-                "give exactly one of `text`, `url` or `wiki`",
-            ));
-        }
-    };
+    let source = state.source(request.text, request.url, request.wiki)?;
     method.ensure_supported()?;
     let doc = source.load().await?;
     let embedder = state.embedder().await?;
@@ -259,4 +313,49 @@ async fn summarize_route(
         .await
         .map_err(|e| ApiError::internal(&e))??;
     Ok(axum::Json(summary).into_response())
+}
+
+/// A request for sentiment or noun phrases: one of `text`, `url` or `wiki`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextRequest {
+    text: Option<String>,
+    url: Option<String>,
+    wiki: Option<String>,
+}
+
+impl TextRequest {
+    /// The request's text, read from its source; empty text is refused.
+    async fn load(self, state: &InferState) -> Result<String, ApiError> {
+        let doc = state.source(self.text, self.url, self.wiki)?.load().await?;
+        kaizen_text::check_text(&doc.text)
+            .map_err(|_| ApiError::invalid("the text is empty: there is nothing to analyse"))?;
+        Ok(doc.text)
+    }
+}
+
+/// `POST /v1/sentiment`: TextBlob's polarity and subjectivity, a label, and the assessments.
+async fn sentiment_route(
+    State(state): State<InferState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let text = parse_body::<TextRequest>(body)?.load(&state).await?;
+    let lexicon = state.lexicon().await?;
+    let sentiment = tokio::task::spawn_blocking(move || lexicon.sentiment(&text))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(axum::Json(sentiment).into_response())
+}
+
+/// `POST /v1/phrases`: the noun phrases, lower-cased, in order.
+async fn phrases_route(
+    State(state): State<InferState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let text = parse_body::<TextRequest>(body)?.load(&state).await?;
+    let tagger = state.tagger().await?;
+    let phrases = tokio::task::spawn_blocking(move || kaizen_text::noun_phrases(&tagger, &text))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(axum::Json(json!({ "phrases": phrases })).into_response())
 }

@@ -83,6 +83,10 @@ pub enum Command {
     Embed(EmbedArgs),
     /// Summarize a text, file, web page or Wikipedia article in a few of its own sentences.
     Summarize(SummarizeArgs),
+    /// Sentiment of a text, file, web page or Wikipedia article: polarity, subjectivity, label.
+    Sentiment(TextTaskArgs),
+    /// Noun phrases of a text, file, web page or Wikipedia article.
+    Phrases(TextTaskArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -789,6 +793,38 @@ pub struct SummarizeArgs {
     pub model: Option<std::path::PathBuf>,
     /// Print `{"summary", "sentences", "method", "model", "input_chars"}` as JSON instead of
     /// one sentence per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `kaizen sentiment` and `kaizen phrases`: one text source and pattern.en's data.
+#[derive(Debug, Args)]
+pub struct TextTaskArgs {
+    /// The text to analyse.
+    #[arg(long, value_name = "TEXT", group = "source")]
+    pub text: Option<String>,
+    /// A text or HTML file (`-` reads stdin).
+    #[arg(long, value_name = "FILE", group = "source")]
+    pub file: Option<std::path::PathBuf>,
+    /// A web page: its readable text, without navigation, headers and footers.
+    #[arg(long, value_name = "URL", group = "source")]
+    pub url: Option<String>,
+    /// A Wikipedia article's title, read through the MediaWiki API.
+    #[arg(long, value_name = "TITLE", group = "source")]
+    pub wiki: Option<String>,
+    /// The MediaWiki API that `--wiki` reads.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "KAIZEN_WIKI_API",
+        default_value = kaizen_infer::DEFAULT_WIKI_API
+    )]
+    pub wiki_api: String,
+    /// pattern.en's data files as the `textblob` wheel ships them (default: `textblob` under
+    /// the models directory, where `scripts/setup.sh` copies them).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<std::path::PathBuf>,
+    /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -43,8 +43,13 @@ async fn post(app: &axum::Router, path: &str, body: &str) -> (StatusCode, Value)
 }
 
 fn app(model: PathBuf) -> axum::Router {
+    app_with_text(model, PathBuf::from("/nonexistent/textblob"))
+}
+
+fn app_with_text(model: PathBuf, text_data: PathBuf) -> axum::Router {
     router(InferState::new(InferConfig {
         embed_model: model,
+        text_data,
         wiki_api: kaizen_infer::DEFAULT_WIKI_API.to_string(),
         allow_fetch: false,
     }))
@@ -101,6 +106,36 @@ async fn http_errors_in_mlflow_shape() {
             r#"{"text": "   "}"#,
             StatusCode::BAD_REQUEST,
             "INVALID_PARAMETER_VALUE",
+        ),
+        (
+            "/v1/sentiment",
+            r#"{"text": "fine", "language": "en"}"#,
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_REQUEST",
+        ),
+        (
+            "/v1/sentiment",
+            r#"{"text": " \n "}"#,
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+        ),
+        (
+            "/v1/sentiment",
+            r#"{"text": "fine"}"#,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TEMPORARILY_UNAVAILABLE",
+        ),
+        (
+            "/v1/phrases",
+            r#"{"wiki": "Rust"}"#,
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+        ),
+        (
+            "/v1/phrases",
+            r#"{"text": "fine"}"#,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TEMPORARILY_UNAVAILABLE",
         ),
     ];
     for (path, body, status, code) in cases {
@@ -190,4 +225,63 @@ async fn http_embed_and_summarize_with_the_model() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["sentences"].as_array().unwrap().len(), 2);
     assert_eq!(body["method"], "extractive");
+}
+
+/// pattern.en's files, a few entries each, in the layout setup copies from textblob.
+fn text_data() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("en-sentiment.xml"),
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<sentiment language="en">
+<word form="great" pos="JJ" polarity="0.8" subjectivity="0.75" intensity="1.0" />
+<word form="slow" pos="JJ" polarity="-0.3" subjectivity="0.4" intensity="1.0" />
+</sentiment>
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("en-lexicon.txt"),
+        "the DT\nThe DT\ngreat JJ\nmodel NN\nserver NN\nis VBZ\nslow JJ\n. .\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn sentiment_and_noun_phrases_over_http() {
+    let data = text_data();
+    let app = app_with_text(
+        PathBuf::from("/nonexistent/model"),
+        data.path().to_path_buf(),
+    );
+    let (status, json) = post(&app, "/v1/sentiment", r#"{"text": "A great model."}"#).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert!(
+        (json["polarity"].as_f64().unwrap() - 0.8).abs() < 1e-12,
+        "{json}"
+    );
+    assert!(
+        (json["subjectivity"].as_f64().unwrap() - 0.75).abs() < 1e-12,
+        "{json}"
+    );
+    assert_eq!(json["label"], "positive");
+    assert_eq!(json["assessments"][0]["words"][0], "great");
+
+    let (status, json) = post(&app, "/v1/sentiment", r#"{"text": "The server is slow."}"#).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["label"], "negative", "{json}");
+
+    let (status, json) = post(
+        &app,
+        "/v1/phrases",
+        r#"{"text": "The great model server is slow."}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(
+        json["phrases"],
+        serde_json::json!(["great model server"]),
+        "{json}"
+    );
 }

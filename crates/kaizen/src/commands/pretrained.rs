@@ -1,4 +1,5 @@
-//! `kaizen embed` and `kaizen summarize`: pretrained models on local files (kaizen-infer).
+//! `kaizen embed`, `kaizen summarize`, `kaizen sentiment` and `kaizen phrases`: pretrained
+//! models and pattern.en's data on local files (kaizen-infer, kaizen-text).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use kaizen_infer::{Embedder, InferError, Method, Source};
 
-use crate::cli::{EmbedArgs, SummarizeArgs};
+use crate::cli::{EmbedArgs, SummarizeArgs, TextTaskArgs};
 use crate::settings;
 
 /// The sentence-embedding model used when `--model` is not given.
@@ -57,19 +58,7 @@ pub async fn summarize(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
     if args.sentences == 0 {
         return Err(invalid("--sentences must be at least 1"));
     }
-    let source = match (args.text, args.file, args.url, args.wiki) {
-        (Some(text), None, None, None) => Source::Text(text),
-        (None, Some(file), None, None) if file == Path::new("-") => {
-            Source::Text(read_input(&file)?)
-        }
-        (None, Some(file), None, None) => Source::File(file),
-        (None, None, Some(url), None) => Source::Url(url),
-        (None, None, None, Some(title)) => Source::Wiki {
-            title,
-            api: args.wiki_api,
-        },
-        _ => return Err(invalid("give one of --text, --file, --url or --wiki")),
-    };
+    let source = source_of(args.text, args.file, args.url, args.wiki, args.wiki_api)?;
     let doc = source.load().await.map_err(domain)?;
     let dir = model_dir(args.model.as_deref());
     let n = args.sentences;
@@ -86,6 +75,109 @@ pub async fn summarize(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The one source among `--text`, `--file`, `--url` and `--wiki`.
+fn source_of(
+    text: Option<String>,
+    file: Option<PathBuf>,
+    url: Option<String>,
+    wiki: Option<String>,
+    wiki_api: String,
+) -> anyhow::Result<Source> {
+    Ok(match (text, file, url, wiki) {
+        (Some(text), None, None, None) => Source::Text(text),
+        (None, Some(file), None, None) if file == Path::new("-") => {
+            Source::Text(read_input(&file)?)
+        }
+        (None, Some(file), None, None) => Source::File(file),
+        (None, None, Some(url), None) => Source::Url(url),
+        (None, None, None, Some(title)) => Source::Wiki {
+            title,
+            api: wiki_api,
+        },
+        _ => return Err(invalid("give one of --text, --file, --url or --wiki")),
+    })
+}
+
+/// The text of `kaizen sentiment` / `kaizen phrases`, read from its source; empty is refused.
+async fn task_text(args: &mut TextTaskArgs) -> anyhow::Result<String> {
+    let source = source_of(
+        args.text.take(),
+        args.file.take(),
+        args.url.take(),
+        args.wiki.take(),
+        args.wiki_api.clone(),
+    )?;
+    let doc = source.load().await.map_err(domain)?;
+    kaizen_text::check_text(&doc.text)
+        .map_err(|_| invalid("the text is empty: there is nothing to analyse"))?;
+    Ok(doc.text)
+}
+
+/// pattern.en's data: `--data`, else `textblob` under the models directory.
+fn text_data_dir(data: Option<&Path>) -> PathBuf {
+    data.map_or_else(|| settings::models_dir().join(TEXT_DATA), Path::to_path_buf)
+}
+
+/// The models directory's folder of pattern.en's data files.
+pub(crate) const TEXT_DATA: &str = "textblob";
+
+pub async fn sentiment(mut args: TextTaskArgs) -> anyhow::Result<ExitCode> {
+    let text = task_text(&mut args).await?;
+    let dir = text_data_dir(args.data.as_deref());
+    let sentiment = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let lexicon = kaizen_text::Lexicon::load(&dir).map_err(text_error)?;
+        Ok(lexicon.sentiment(&text))
+    })
+    .await??;
+    if args.json {
+        println!("{}", serde_json::to_string(&sentiment)?);
+    } else {
+        println!(
+            "{}  polarity {:.3}  subjectivity {:.3}",
+            serde_json::to_value(sentiment.label)?
+                .as_str()
+                .unwrap_or_default(),
+            sentiment.polarity,
+            sentiment.subjectivity
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn phrases(mut args: TextTaskArgs) -> anyhow::Result<ExitCode> {
+    let text = task_text(&mut args).await?;
+    let dir = text_data_dir(args.data.as_deref());
+    let phrases = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let tagger = kaizen_text::Tagger::load(&dir).map_err(text_error)?;
+        Ok(kaizen_text::noun_phrases(&tagger, &text))
+    })
+    .await??;
+    if args.json {
+        println!("{}", serde_json::json!({ "phrases": phrases }));
+    } else {
+        for phrase in &phrases {
+            println!("{phrase}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A text-analysis error as the domain error whose kind picks the exit code.
+fn text_error(e: kaizen_text::TextError) -> anyhow::Error {
+    match e {
+        kaizen_text::TextError::Missing { path } => kaizen_core::Error::not_found(format!(
+            "pattern.en's data file `{}` is missing\nhint: `scripts/setup.sh` copies them from \
+             the PyPI package textblob into models/{TEXT_DATA}; pass --data DIR or set {} to use \
+             another directory",
+            path.display(),
+            settings::ENV_MODELS,
+        ))
+        .into(),
+        kaizen_text::TextError::EmptyText => invalid(e.to_string()),
+        other => kaizen_core::Error::invalid(other.to_string()).into(),
+    }
 }
 
 /// `--model` as given (a directory, or a name under the models directory), else the default
@@ -154,6 +246,7 @@ fn domain(e: InferError) -> anyhow::Error {
 pub(crate) fn infer_config(allow_fetch: bool) -> kaizen_infer::InferConfig {
     kaizen_infer::InferConfig {
         embed_model: settings::models_dir().join(DEFAULT_EMBED_MODEL),
+        text_data: settings::models_dir().join(TEXT_DATA),
         wiki_api: std::env::var(settings::ENV_WIKI_API)
             .ok()
             .filter(|u| !u.is_empty())
