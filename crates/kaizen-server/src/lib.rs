@@ -53,7 +53,15 @@ pub struct AppState {
 
 /// The whole HTTP application, without a socket, so tests can call it directly.
 pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// [`app`] with more routes (model servers, pretrained-model routes and pages) under the same
+/// middleware stack; `mounted` must not have a fallback of its own.
+pub fn app_with(state: AppState, mounted: Router) -> Router {
     routes::router(state.clone())
+        .with_state(state)
+        .merge(mounted)
         .fallback(error::not_found_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn(identity::identify))
@@ -61,7 +69,6 @@ pub fn app(state: AppState) -> Router {
             error::panic_response,
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests for up to
@@ -75,16 +82,15 @@ pub async fn serve(
 }
 
 /// [`serve`] with more routes beside the tracking server's (model servers mounted under
-/// `/serve/...` by `kaizen server --serve`); `mounted` must not have a fallback of its own.
+/// `/serve/...` by `kaizen server --serve`, the pretrained-model routes), behind the same
+/// middleware; `mounted` must not have a fallback of its own.
 pub async fn serve_with(
     listener: TcpListener,
     state: AppState,
     mounted: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = app(state)
-        .merge(mounted)
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app = app_with(state, mounted).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;

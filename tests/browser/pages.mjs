@@ -1,0 +1,126 @@
+// Drives kaizen's task pages (/app/...) in headless Chromium with Playwright and checks what a
+// person would see: the result and its latency after pressing Run, and a clear message for bad
+// input. Started by tests/e2e/test_pages.py, which runs the server and the web stand-in:
+//
+//   node pages.mjs BASE_URL WEB_URL      (CHROMIUM names the browser; /usr/bin/chromium)
+//
+// Exits 0 when every check passes; prints each check, and the first failure with a screenshot
+// saved under $SCREENSHOTS (default: the working directory).
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const [base, web] = process.argv.slice(2);
+if (!base || !web) {
+  console.error("usage: node pages.mjs BASE_URL WEB_URL");
+  process.exit(2);
+}
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox"],
+});
+const page = await browser.newPage();
+page.setDefaultTimeout(60_000);
+const errors = [];
+page.on("pageerror", (e) => errors.push(e.message));
+
+async function open(task) {
+  await page.goto(`${base}/app/${task}`);
+  await page.waitForSelector("#run");
+}
+
+async function run() {
+  await page.click("#run");
+  // Done when either the latency or an error is shown.
+  await page.waitForFunction(
+    () => document.querySelector("#status").dataset.ms || document.querySelector("#error").textContent,
+  );
+}
+
+async function errorText() {
+  return (await page.textContent("#error")).trim();
+}
+
+async function latency() {
+  const ms = await page.getAttribute("#status", "data-ms");
+  assert.ok(ms !== null, `no latency shown; error: ${await errorText()}`);
+  assert.match(await page.textContent("#status"), /^Answered in \d+ ms$/);
+  return Number(ms);
+}
+
+const checks = {
+  async "sentiment of a pasted text"() {
+    await open("sentiment");
+    await page.fill("#text", "What a wonderful, friendly and helpful team!");
+    await run();
+    await latency();
+    assert.equal(await page.getAttribute("#label", "data-label"), "positive");
+    assert.match(await page.textContent("[data-field=polarity]"), /^polarity: 0\.\d{3}$/);
+  },
+  async "sentiment refuses an empty text in the page"() {
+    await open("sentiment");
+    await page.fill("#text", "   ");
+    await page.click("#run");
+    assert.equal(await errorText(), "Enter a text first.");
+  },
+  async "noun phrases of a pasted text"() {
+    await open("phrases");
+    await page.fill("#text", "The model registry keeps every model version. Drift monitoring runs on the inference log.");
+    await run();
+    await latency();
+    const phrases = await page.$$eval("#phrases-out li", (items) => items.map((i) => i.textContent));
+    assert.deepEqual(phrases, ["model registry", "model version", "drift monitoring", "inference log"]);
+  },
+  async "summary of a web page"() {
+    await open("summarize");
+    await page.selectOption("#source", "url");
+    await page.fill("#ref", `${web}/article.html`);
+    await page.fill("#sentences", "2");
+    await run();
+    await latency();
+    const sentences = await page.$$eval("#sentences-out li", (items) => items.map((i) => i.textContent));
+    assert.equal(sentences.length, 2);
+    for (const s of sentences) assert.ok(s.length > 20, s);
+  },
+  async "a URL that does not answer gets a clear message"() {
+    await open("summarize");
+    await page.selectOption("#source", "url");
+    await page.fill("#ref", "http://127.0.0.1:9/nothing-here");
+    await run();
+    assert.match(await errorText(), /127\.0\.0\.1:9/);
+  },
+  async "a Wikipedia title that does not exist gets a clear message"() {
+    await open("summarize");
+    await page.selectOption("#source", "wiki");
+    await page.fill("#ref", "No such article anywhere");
+    await run();
+    assert.match(await errorText(), /No such article anywhere/);
+  },
+  async "embeddings and their similarities"() {
+    await open("embed");
+    await page.fill("#text", "The cat sits on the mat.\nA cat is sitting on a mat.\nStock prices fell sharply today.");
+    await run();
+    await latency();
+    const cells = await page.$$eval("#similarity tr", (rows) =>
+      rows.slice(1).map((r) => [...r.querySelectorAll("td")].map((td) => Number(td.textContent))));
+    assert.equal(cells.length, 3);
+    assert.ok(Math.abs(cells[0][0] - 1) < 1e-3);
+    assert.ok(cells[0][1] > cells[0][2] + 0.3, `similar sentences should be closer: ${cells[0]}`);
+  },
+};
+
+let failed = 0;
+for (const [name, check] of Object.entries(checks)) {
+  try {
+    await check();
+    assert.deepEqual(errors, [], "the page's script failed");
+    console.log(`ok - ${name}`);
+  } catch (e) {
+    failed += 1;
+    console.log(`not ok - ${name}: ${e.message}`);
+    const dir = process.env.SCREENSHOTS || ".";
+    await page.screenshot({ path: `${dir}/${name.replace(/\W+/g, "-")}.png` }).catch(() => {});
+    errors.length = 0;
+  }
+}
+await browser.close();
+process.exit(failed ? 1 : 0);
