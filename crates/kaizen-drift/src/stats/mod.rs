@@ -15,36 +15,73 @@ pub fn std_pop(x: &[f64]) -> f64 {
 }
 
 /// ∫|F_u - F_v|^p over the pooled sample (scipy's `_cdf_distance` before the final root).
+///
+/// One merge of the two sorted samples, element by element and without data-dependent branches
+/// (the samples interleave at random, so branches would mispredict on every other value). Tied
+/// values make terms of width zero, which add exactly nothing, so the sum is scipy's over the
+/// distinct values. The terms are summed as they come (compensated), never stored.
 fn cdf_distance_integral(u: &[f64], v: &[f64], p: u32) -> f64 {
+    let (Some(&u0), Some(&v0)) = (u.first(), v.first()) else {
+        return 0.0;
+    };
     let (nu, nv) = (u.len() as f64, v.len() as f64);
     let (mut i, mut j) = (0usize, 0usize);
-    let mut prev: Option<(f64, f64)> = None; // (value, |F_u - F_v|^p at value)
-    // The terms are summed as they come (compensated), never stored: one pass, no allocation.
-    let terms = std::iter::from_fn(|| {
-        loop {
-            if i >= u.len() && j >= v.len() {
-                return None;
-            }
-            let x = if j >= v.len() || (i < u.len() && u[i] <= v[j]) {
-                u[i]
-            } else {
-                v[j]
-            };
-            while i < u.len() && u[i] <= x {
-                i += 1;
-            }
-            while j < v.len() && v[j] <= x {
-                j += 1;
-            }
-            let d = (i as f64 / nu - j as f64 / nv).abs();
-            let term = prev.map(|(px, pd)| pd * (x - px));
-            prev = Some((x, if p == 1 { d } else { d * d }));
-            if let Some(term) = term {
-                return Some(term);
-            }
+    let mut acc = Neumaier::default();
+    // The first term has width zero: prev_x is the smallest value.
+    let (mut prev_x, mut prev_d) = (u0.min(v0), 0.0f64);
+    let mut step = |x: f64, i: usize, j: usize| {
+        acc.add(prev_d * (x - prev_x));
+        let d = (i as f64 / nu - j as f64 / nv).abs();
+        prev_x = x;
+        prev_d = if p == 1 { d } else { d * d };
+    };
+    while i < u.len() && j < v.len() {
+        let (a, b) = (u[i], v[j]);
+        let take_u = a <= b;
+        let x = if take_u { a } else { b };
+        i += usize::from(take_u);
+        j += usize::from(!take_u);
+        step(x, i, j);
+    }
+    while i < u.len() {
+        i += 1;
+        step(u[i - 1], i, j);
+    }
+    while j < v.len() {
+        j += 1;
+        step(v[j - 1], i, j);
+    }
+    acc.value()
+}
+
+/// A running compensated (Neumaier) sum, the same arithmetic as [`special::sum`].
+#[derive(Default)]
+struct Neumaier {
+    s: f64,
+    c: f64,
+    plain: f64,
+}
+
+impl Neumaier {
+    #[inline]
+    fn add(&mut self, v: f64) {
+        self.plain += v;
+        let t = self.s + v;
+        if self.s.abs() >= v.abs() {
+            self.c += (self.s - t) + v;
+        } else {
+            self.c += (v - t) + self.s;
         }
-    });
-    sum(terms)
+        self.s = t;
+    }
+
+    fn value(&self) -> f64 {
+        if self.plain.is_finite() {
+            self.s + self.c
+        } else {
+            self.plain
+        }
+    }
 }
 
 /// `scipy.stats.wasserstein_distance(u, v)`.
