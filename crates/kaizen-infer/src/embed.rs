@@ -195,13 +195,28 @@ impl Embedder {
 
     /// The number of tokens of `text` before truncation, special tokens included.
     pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        Ok(self
+            .count_tokens_each(&[text])?
+            .first()
+            .copied()
+            .unwrap_or(0))
+    }
+
+    /// The number of tokens of each text before truncation, special tokens included, in order.
+    /// One tokenizer copy serves all the texts (copying it costs more than encoding a sentence).
+    pub fn count_tokens_each<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<usize>> {
         let mut plain = self.tokenizer.clone();
         plain.with_truncation(None).ok();
         plain.with_padding(None);
-        let encoding = plain
-            .encode(text, true)
-            .map_err(|e| InferError::Tokenizer(e.to_string()))?;
-        Ok(encoding.len())
+        texts
+            .iter()
+            .map(|text| {
+                plain
+                    .encode(text.as_ref(), true)
+                    .map(|e| e.len())
+                    .map_err(|e| InferError::Tokenizer(e.to_string()))
+            })
+            .collect()
     }
 
     /// One embedding per text, in order.

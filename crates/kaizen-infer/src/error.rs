@@ -10,7 +10,7 @@ pub enum ErrorKind {
     Invalid,
     /// Something named that does not exist: a model directory, a file, a Wikipedia page.
     NotFound,
-    /// A source that did not answer or answered with an error.
+    /// A source or an LLM provider that did not answer or answered with an error.
     Unavailable,
     /// A feature asked for that is not built yet.
     Unsupported,
@@ -38,6 +38,15 @@ pub enum InferError {
     Fetch { url: String, reason: String },
     #[error("{0}")]
     Unsupported(String),
+    /// An LLM provider that did not answer, answered with an error, or answered something
+    /// that is not a chat completion. `status` is the provider's HTTP status when it answered.
+    #[error("the {provider} provider at {url}: {reason}")]
+    Provider {
+        provider: &'static str,
+        url: String,
+        status: Option<u16>,
+        reason: String,
+    },
     #[error("inference failed: {0}")]
     Engine(#[from] candle_core::Error),
     #[error("tokenizer failed: {0}")]
@@ -54,7 +63,7 @@ impl InferError {
             InferError::InvalidModel { .. }
             | InferError::Read { .. }
             | InferError::InvalidInput(_) => ErrorKind::Invalid,
-            InferError::Fetch { .. } => ErrorKind::Unavailable,
+            InferError::Fetch { .. } | InferError::Provider { .. } => ErrorKind::Unavailable,
             InferError::Unsupported(_) => ErrorKind::Unsupported,
             InferError::Engine(_) | InferError::Tokenizer(_) => ErrorKind::Internal,
         }

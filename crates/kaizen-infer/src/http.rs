@@ -1,8 +1,8 @@
-//! The HTTP face of pretrained models: `POST /v1/embed`, `/v1/summarize`, `/v1/sentiment` and
-//! `/v1/phrases` as a router that `kaizen server` mounts beside the tracking API. Each model (or
-//! data set) is loaded on the first request that needs it and shared; inference runs on the
-//! blocking pool. Errors use MLflow's `{"error_code",
-//! "message"}` shape, and a caller's mistake is never a 5xx.
+//! The HTTP face of pretrained models: `POST /v1/embed`, `/v1/summarize`, `/v1/ask`,
+//! `/v1/sentiment` and `/v1/phrases` as a router that `kaizen server` mounts beside the tracking
+//! API. Each model (or data set) is loaded on the first request that needs it and shared;
+//! inference runs on the blocking pool. Errors use MLflow's `{"error_code", "message"}` shape,
+//! and a caller's mistake is never a 5xx.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use serde_json::json;
 use tokio::sync::OnceCell;
 
 use crate::Embedder;
+use crate::ask::{self, OpenAi, Provider};
 use crate::error::{ErrorKind, InferError};
 use crate::source::Source;
 use crate::summarize::{Method, summarize};
@@ -28,8 +29,8 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 /// The most texts one `/v1/embed` request may carry.
 const MAX_TEXTS: usize = 4096;
 
-/// Where the routes find their model and sources.
-#[derive(Debug, Clone)]
+/// Where the routes find their model, sources and LLM provider.
+#[derive(Clone)]
 pub struct InferConfig {
     /// The sentence-embedding model directory.
     pub embed_model: PathBuf,
@@ -40,6 +41,30 @@ pub struct InferConfig {
     /// Whether `{"url": ...}` and `{"wiki": ...}` may make the server fetch pages. Off, a
     /// public server cannot be turned into a proxy for addresses only it can reach.
     pub allow_fetch: bool,
+    /// The base URL of the OpenAI-compatible provider of `/v1/ask` (`{"provider": "openai"}`);
+    /// the OpenAI API when only a model or a key is set. The provider is off while all three
+    /// `llm_` fields are unset, and a request never names the URL: callers must not make the
+    /// server call addresses of their choosing.
+    pub llm_base_url: Option<String>,
+    /// The LLM used when a request names none.
+    pub llm_model: Option<String>,
+    /// Sent as `Authorization: Bearer`; no header without it.
+    pub llm_api_key: Option<String>,
+}
+
+impl std::fmt::Debug for InferConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key never reaches a log.
+        f.debug_struct("InferConfig")
+            .field("embed_model", &self.embed_model)
+            .field("text_data", &self.text_data)
+            .field("wiki_api", &self.wiki_api)
+            .field("allow_fetch", &self.allow_fetch)
+            .field("llm_base_url", &self.llm_base_url)
+            .field("llm_model", &self.llm_model)
+            .field("llm_api_key", &self.llm_api_key.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }
 
 /// The routes' shared state: the configuration and the model once loaded.
@@ -103,6 +128,39 @@ impl InferState {
             .cloned()
     }
 
+    /// The server's OpenAI-compatible provider answering with `model`, else with its default
+    /// model.
+    fn llm(&self, model: Option<&str>) -> Result<OpenAi, ApiError> {
+        let config = &self.config;
+        if config.llm_base_url.is_none()
+            && config.llm_model.is_none()
+            && config.llm_api_key.is_none()
+        {
+            return Err(ApiError::invalid(
+                "this server has no LLM provider (start it with KAIZEN_LLM_BASE_URL and \
+                 KAIZEN_LLM_MODEL set); use the extractive provider",
+            ));
+        }
+        let model = model
+            .filter(|m| !m.trim().is_empty())
+            .or(config.llm_model.as_deref())
+            .ok_or_else(|| {
+                ApiError::invalid("give `model`: this server has no default LLM (KAIZEN_LLM_MODEL)")
+            })?;
+        let base_url = config
+            .llm_base_url
+            .as_deref()
+            .unwrap_or(ask::DEFAULT_OPENAI_BASE_URL);
+        OpenAi::new(base_url, model, config.llm_api_key.clone()).map_err(|e| {
+            tracing::error!(error = %e, "the LLM provider is misconfigured");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TEMPORARILY_UNAVAILABLE",
+                "this server's LLM provider is misconfigured (see the server log)",
+            )
+        })
+    }
+
     /// The text a request names: `text` as is; `url` and `wiki` only where fetching is allowed.
     fn source(
         &self,
@@ -149,12 +207,13 @@ async fn load_text_data<T: Send + 'static>(
     }
 }
 
-/// `POST /v1/embed`, `/v1/summarize`, `/v1/sentiment` and `/v1/phrases`, and their pages
-/// under `/app`.
+/// `POST /v1/embed`, `/v1/summarize`, `/v1/ask`, `/v1/sentiment` and `/v1/phrases`, and
+/// their pages under `/app`.
 pub fn router(state: InferState) -> Router {
     Router::new()
         .route("/v1/embed", post(embed))
         .route("/v1/summarize", post(summarize_route))
+        .route("/v1/ask", post(ask_route))
         .route("/v1/sentiment", post(sentiment_route))
         .route("/v1/phrases", post(phrases_route))
         .route("/app", get(crate::ui::index))
@@ -316,6 +375,97 @@ async fn summarize_route(
         .await
         .map_err(|e| ApiError::internal(&e))??;
     Ok(axum::Json(summary).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AskRequest {
+    #[serde(default)]
+    question: String,
+    text: Option<String>,
+    url: Option<String>,
+    wiki: Option<String>,
+    #[serde(default = "default_top_k")]
+    top_k: usize,
+    provider: Option<String>,
+    /// The LLM of the openai provider; its URL and key are the server's.
+    model: Option<String>,
+}
+
+fn default_top_k() -> usize {
+    ask::DEFAULT_TOP_K
+}
+
+/// `POST /v1/ask`: the passages of the text closest to the question, and the answer: the
+/// closest sentence (extractive) or the server's LLM provider's text (openai).
+async fn ask_route(
+    State(state): State<InferState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: AskRequest = parse_body(body)?;
+    let provider: Provider = request
+        .provider
+        .as_deref()
+        .unwrap_or("extractive")
+        .parse()?;
+    // Everything the request alone can settle is checked before a page is fetched.
+    provider.ensure_supported()?;
+    ask::check_question(&request.question)?;
+    ask::check_top_k(request.top_k)?;
+    let llm = match provider {
+        Provider::OpenAi => Some(state.llm(request.model.as_deref())?),
+        _ if request.model.is_some() => {
+            return Err(ApiError::invalid(
+                "`model` names the LLM of the openai provider; extractive answers use the \
+                 server's embedding model",
+            ));
+        }
+        _ => None,
+    };
+    let source = state.source(request.text, request.url, request.wiki)?;
+    let doc = source.load().await?;
+    let embedder = state.embedder().await?;
+    let (question, top_k) = (request.question, request.top_k);
+    let Some(llm) = llm else {
+        let answer = tokio::task::spawn_blocking(move || {
+            ask::answer_extractive(&embedder, &doc.text, &question, top_k)
+        })
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
+        return Ok(axum::Json(answer).into_response());
+    };
+    let asked = question.clone();
+    let retrieval =
+        tokio::task::spawn_blocking(move || ask::retrieve(&embedder, &doc.text, &asked, top_k))
+            .await
+            .map_err(|e| ApiError::internal(&e))??;
+    let text = llm
+        .complete(&question, &retrieval.passages)
+        .await
+        .map_err(provider_failure)?;
+    let answer = retrieval.into_answer(text, Provider::OpenAi, llm.model(), &question);
+    Ok(axum::Json(answer).into_response())
+}
+
+/// A failure of the server's LLM provider is the server's (503), not the caller's; what the
+/// provider said stays in the server log.
+fn provider_failure(e: InferError) -> ApiError {
+    let InferError::Provider {
+        provider, status, ..
+    } = &e
+    else {
+        return e.into();
+    };
+    tracing::error!(error = %e, "the LLM provider failed");
+    let what = match status {
+        Some(status) => format!("answered HTTP {status}"),
+        None => "did not answer".to_string(),
+    };
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "TEMPORARILY_UNAVAILABLE",
+        format!("this server's LLM provider ({provider}) {what}; see the server log"),
+    )
 }
 
 /// A request for sentiment or noun phrases: one of `text`, `url` or `wiki`.

@@ -1,10 +1,12 @@
 //! Pretrained models on candle, in pure Rust: sentence embeddings with a BERT-family encoder in
-//! Hugging Face layout, extractive summaries ranked by embedding centrality, the text sources
-//! they read (files, web pages, Wikipedia), and the HTTP routes `/v1/embed` and `/v1/summarize`.
+//! Hugging Face layout, extractive summaries ranked by embedding centrality, questions answered
+//! from passages retrieved by embeddings, the text sources they read (files, web pages,
+//! Wikipedia), and the HTTP routes `/v1/embed`, `/v1/summarize`, `/v1/ask` and the rest.
 //!
 //! Models come from local directories; nothing here downloads weights. Inference runs on the CPU;
 //! the `cuda` feature builds candle's CUDA backend for [`Embedder::load_on`] a GPU device.
 
+pub mod ask;
 mod bert;
 pub mod embed;
 pub mod error;
@@ -15,6 +17,7 @@ pub mod source;
 pub mod summarize;
 mod ui;
 
+pub use ask::{Answer, OpenAi, Passage, Provider, Retrieval};
 pub use embed::{Embedder, Pooling, cosine};
 pub use error::{ErrorKind, InferError};
 pub use http::{InferConfig, InferState, router};

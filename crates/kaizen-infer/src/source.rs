@@ -104,8 +104,16 @@ fn client() -> Result<reqwest::Client> {
 }
 
 fn fetch_error(url: &str, e: &reqwest::Error) -> InferError {
-    let reason = if e.is_timeout() {
-        format!("no answer within {} s", FETCH_TIMEOUT.as_secs())
+    InferError::Fetch {
+        url: url.to_string(),
+        reason: describe_http_error(e, FETCH_TIMEOUT),
+    }
+}
+
+/// What went wrong with a request, without the URL (the caller's message names it).
+pub(crate) fn describe_http_error(e: &reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        format!("no answer within {} s", timeout.as_secs())
     } else if e.is_connect() {
         "cannot connect (is the address right and the server up?)".to_string()
     } else {
@@ -117,10 +125,6 @@ fn fetch_error(url: &str, e: &reqwest::Error) -> InferError {
             source = s.source();
         }
         reason
-    };
-    InferError::Fetch {
-        url: url.to_string(),
-        reason,
     }
 }
 

@@ -83,6 +83,9 @@ pub enum Command {
     Embed(EmbedArgs),
     /// Summarize a text, file, web page or Wikipedia article in a few of its own sentences.
     Summarize(SummarizeArgs),
+    /// Answer a question from a text, file, web page or Wikipedia article: the passages that
+    /// matter, retrieved by embeddings, and an answer taken from them or written by an LLM.
+    Ask(AskArgs),
     /// Sentiment of a text, file, web page or Wikipedia article: polarity, subjectivity, label.
     Sentiment(TextTaskArgs),
     /// Noun phrases of a text, file, web page or Wikipedia article.
@@ -793,6 +796,59 @@ pub struct SummarizeArgs {
     pub model: Option<std::path::PathBuf>,
     /// Print `{"summary", "sentences", "method", "model", "input_chars"}` as JSON instead of
     /// one sentence per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// The question.
+    #[arg(long, value_name = "QUESTION")]
+    pub question: String,
+    /// The context, given inline.
+    #[arg(long, value_name = "TEXT", group = "source")]
+    pub context_text: Option<String>,
+    /// The context: a text or HTML file (`-` reads stdin).
+    #[arg(long, value_name = "FILE", group = "source")]
+    pub context: Option<std::path::PathBuf>,
+    /// The context: a web page's readable text.
+    #[arg(long, value_name = "URL", group = "source")]
+    pub url: Option<String>,
+    /// The context: a Wikipedia article's title, read through the MediaWiki API.
+    #[arg(long, value_name = "TITLE", group = "source")]
+    pub wiki: Option<String>,
+    /// The MediaWiki API that `--wiki` reads.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "KAIZEN_WIKI_API",
+        default_value = kaizen_infer::DEFAULT_WIKI_API
+    )]
+    pub wiki_api: String,
+    /// How many passages to retrieve (1 to 50).
+    #[arg(long, value_name = "K", default_value_t = kaizen_infer::ask::DEFAULT_TOP_K)]
+    pub top_k: usize,
+    /// Who answers: `extractive` (the retrieved sentence closest to the question; nothing is
+    /// generated), `openai` (an OpenAI-compatible chat API, from the retrieved passages only)
+    /// or `local` (not implemented yet).
+    #[arg(long, value_name = "PROVIDER", default_value = "extractive")]
+    pub provider: String,
+    /// The openai provider's base URL: any OpenAI-compatible API [default:
+    /// https://api.openai.com/v1].
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// The LLM that the openai provider answers with (required with `--provider openai`).
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// The embedding model that retrieves passages: a directory, or a name under the models
+    /// directory.
+    #[arg(long, value_name = "DIR")]
+    pub embed_model: Option<std::path::PathBuf>,
+    /// The environment variable holding the openai provider's API key, sent as a bearer token
+    /// (no key is sent when it is unset or empty).
+    #[arg(long, value_name = "NAME", default_value = kaizen_infer::ask::DEFAULT_API_KEY_ENV)]
+    pub api_key_env: String,
+    /// Print `{"answer", "method", "model", "passages", "question"}` as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -19,6 +19,14 @@ pub const ENV_MODELS: &str = "KAIZEN_MODELS";
 /// `KAIZEN_WIKI_API`: the MediaWiki API that `kaizen summarize --wiki` and `POST /v1/summarize`
 /// read (default `https://en.wikipedia.org/w/api.php`).
 pub const ENV_WIKI_API: &str = "KAIZEN_WIKI_API";
+/// `KAIZEN_LLM_BASE_URL`: the OpenAI-compatible API that `POST /v1/ask` with
+/// `"provider": "openai"` calls (default `https://api.openai.com/v1` when `KAIZEN_LLM_MODEL` or
+/// `KAIZEN_LLM_API_KEY` is set; with none of the three the server has no LLM provider).
+pub const ENV_LLM_BASE_URL: &str = "KAIZEN_LLM_BASE_URL";
+/// `KAIZEN_LLM_MODEL`: the LLM of `POST /v1/ask` when a request names none.
+pub const ENV_LLM_MODEL: &str = "KAIZEN_LLM_MODEL";
+/// `KAIZEN_LLM_API_KEY`: the key `kaizen server` sends its LLM provider as a bearer token.
+pub const ENV_LLM_API_KEY: &str = "KAIZEN_LLM_API_KEY";
 
 pub fn home() -> PathBuf {
     if let Some(h) = std::env::var_os(ENV_HOME).filter(|h| !h.is_empty()) {

@@ -1,5 +1,6 @@
-//! kaizen-infer's integration tests: the HTTP routes without a socket, and the embedder and the
-//! summarizer on all-MiniLM-L6-v2 when it is installed (`scripts/setup.sh` copies it to
+//! kaizen-infer's integration tests: the HTTP routes without a socket, the OpenAI-compatible
+//! provider against a stand-in server on a local port, and the embedder, the summarizer and
+//! question answering on all-MiniLM-L6-v2 when it is installed (`scripts/setup.sh` copies it to
 //! `models/`; `KAIZEN_MODELS` points elsewhere). Without the model those tests say so and pass;
 //! the e2e suite requires it.
 
@@ -9,6 +10,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use kaizen_infer::{Embedder, InferConfig, InferState, Method, router, summarize};
+
+mod ask;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -47,12 +50,27 @@ fn app(model: PathBuf) -> axum::Router {
 }
 
 fn app_with_text(model: PathBuf, text_data: PathBuf) -> axum::Router {
-    router(InferState::new(InferConfig {
+    router(InferState::new(config(model, text_data)))
+}
+
+fn config(model: PathBuf, text_data: PathBuf) -> InferConfig {
+    InferConfig {
         embed_model: model,
         text_data,
         wiki_api: kaizen_infer::DEFAULT_WIKI_API.to_string(),
         allow_fetch: false,
-    }))
+        llm_base_url: None,
+        llm_model: None,
+        llm_api_key: None,
+    }
+}
+
+fn article() -> String {
+    std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/pretrained/article.txt"),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -182,11 +200,7 @@ fn a_batch_embeds_as_its_texts_alone() {
 fn summaries_are_sentences_of_the_input_in_order() {
     let Some(dir) = model_dir() else { return };
     let embedder = Embedder::load(&dir).unwrap();
-    let text = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../tests/fixtures/pretrained/article.txt"),
-    )
-    .unwrap();
+    let text = article();
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     for n in [1, 4] {
         let summary = summarize(&embedder, &text, n, Method::Extractive).unwrap();

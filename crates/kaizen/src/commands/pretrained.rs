@@ -1,14 +1,15 @@
-//! `kaizen embed`, `kaizen summarize`, `kaizen sentiment` and `kaizen phrases`: pretrained
-//! models and pattern.en's data on local files (kaizen-infer, kaizen-text).
+//! `kaizen embed`, `kaizen summarize`, `kaizen ask`, `kaizen sentiment` and `kaizen phrases`:
+//! pretrained models and pattern.en's data on local files (kaizen-infer, kaizen-text), and for
+//! `ask` an OpenAI-compatible provider when the user names one.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use kaizen_infer::{Embedder, InferError, Method, Source};
+use kaizen_infer::{Answer, Embedder, InferError, Method, OpenAi, Provider, Source, ask as qa};
 
-use crate::cli::{EmbedArgs, SummarizeArgs, TextTaskArgs};
+use crate::cli::{AskArgs, EmbedArgs, SummarizeArgs, TextTaskArgs};
 use crate::settings;
 
 /// The sentence-embedding model used when `--model` is not given.
@@ -58,7 +59,14 @@ pub async fn summarize(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
     if args.sentences == 0 {
         return Err(invalid("--sentences must be at least 1"));
     }
-    let source = source_of(args.text, args.file, args.url, args.wiki, args.wiki_api)?;
+    let source = source_of(
+        args.text,
+        args.file,
+        args.url,
+        args.wiki,
+        args.wiki_api,
+        "give one of --text, --file, --url or --wiki",
+    )?;
     let doc = source.load().await.map_err(domain)?;
     let dir = model_dir(args.model.as_deref());
     let n = args.sentences;
@@ -77,13 +85,112 @@ pub async fn summarize(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The one source among `--text`, `--file`, `--url` and `--wiki`.
+pub async fn ask(args: AskArgs) -> anyhow::Result<ExitCode> {
+    let provider: Provider = args.provider.parse().map_err(domain)?;
+    // Refuse what is not built, and every bad flag, before fetching anything or loading a model.
+    provider.ensure_supported().map_err(domain)?;
+    qa::check_question(&args.question).map_err(domain)?;
+    if qa::check_top_k(args.top_k).is_err() {
+        return Err(invalid(format!(
+            "--top-k must be between 1 and {}",
+            qa::MAX_TOP_K
+        )));
+    }
+    let llm = match provider {
+        Provider::OpenAi => {
+            let model = args.model.as_deref().ok_or_else(|| {
+                invalid("--provider openai needs --model: the LLM's name as the provider spells it")
+            })?;
+            let key = std::env::var(&args.api_key_env)
+                .ok()
+                .filter(|k| !k.trim().is_empty());
+            let base_url = args
+                .base_url
+                .as_deref()
+                .unwrap_or(qa::DEFAULT_OPENAI_BASE_URL);
+            Some(OpenAi::new(base_url, model, key).map_err(domain)?)
+        }
+        Provider::Extractive | Provider::Local => {
+            if args.model.is_some() || args.base_url.is_some() {
+                return Err(invalid(
+                    "--model and --base-url are for --provider openai (--embed-model picks the \
+                     embedding model)",
+                ));
+            }
+            None
+        }
+    };
+    if args
+        .context_text
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
+        return Err(invalid("the context is empty"));
+    }
+    let source = source_of(
+        args.context_text,
+        args.context,
+        args.url,
+        args.wiki,
+        args.wiki_api,
+        "give the context: one of --context-text, --context (a file), --url or --wiki",
+    )?;
+    let doc = source.load().await.map_err(domain)?;
+    let dir = model_dir(args.embed_model.as_deref());
+    let question = args.question;
+    let top_k = args.top_k;
+    let answer = match llm {
+        None => {
+            tokio::task::spawn_blocking(move || -> anyhow::Result<Answer> {
+                let embedder = load(&dir)?;
+                qa::answer_extractive(&embedder, &doc.text, &question, top_k).map_err(domain)
+            })
+            .await??
+        }
+        Some(llm) => {
+            let asked = question.clone();
+            let retrieval = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let embedder = load(&dir)?;
+                qa::retrieve(&embedder, &doc.text, &asked, top_k).map_err(domain)
+            })
+            .await??;
+            let text = llm
+                .complete(&question, &retrieval.passages)
+                .await
+                .map_err(domain)?;
+            retrieval.into_answer(text, Provider::OpenAi, llm.model(), &question)
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&answer)?);
+    } else {
+        println!("{}", answer.answer);
+        println!();
+        let how = match answer.method {
+            Provider::OpenAi => "written by the LLM from these passages",
+            Provider::Extractive | Provider::Local => "a sentence of these passages",
+        };
+        println!(
+            "method: {} ({how}); model: {}",
+            answer.method.as_str(),
+            answer.model
+        );
+        for passage in &answer.passages {
+            println!("[{}] {:.3}  {}", passage.index, passage.score, passage.text);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The one source among `--text`, `--file`, `--url` and `--wiki` (or `ask`'s names for them);
+/// `missing` is the message when none is given.
 fn source_of(
     text: Option<String>,
     file: Option<PathBuf>,
     url: Option<String>,
     wiki: Option<String>,
     wiki_api: String,
+    missing: &str,
 ) -> anyhow::Result<Source> {
     Ok(match (text, file, url, wiki) {
         (Some(text), None, None, None) => Source::Text(text),
@@ -96,7 +203,7 @@ fn source_of(
             title,
             api: wiki_api,
         },
-        _ => return Err(invalid("give one of --text, --file, --url or --wiki")),
+        _ => return Err(invalid(missing)),
     })
 }
 
@@ -108,6 +215,7 @@ async fn task_text(args: &mut TextTaskArgs) -> anyhow::Result<String> {
         args.url.take(),
         args.wiki.take(),
         args.wiki_api.clone(),
+        "give one of --text, --file, --url or --wiki",
     )?;
     let doc = source.load().await.map_err(domain)?;
     kaizen_text::check_text(&doc.text)
@@ -242,8 +350,9 @@ fn domain(e: InferError) -> anyhow::Error {
     error.into()
 }
 
-/// The configuration of `/v1/embed` and `/v1/summarize` in `kaizen server`.
+/// The configuration of the `/v1/...` routes of pretrained models in `kaizen server`.
 pub(crate) fn infer_config(allow_fetch: bool) -> kaizen_infer::InferConfig {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     kaizen_infer::InferConfig {
         embed_model: settings::models_dir().join(DEFAULT_EMBED_MODEL),
         text_data: settings::models_dir().join(TEXT_DATA),
@@ -252,5 +361,8 @@ pub(crate) fn infer_config(allow_fetch: bool) -> kaizen_infer::InferConfig {
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| kaizen_infer::DEFAULT_WIKI_API.to_string()),
         allow_fetch,
+        llm_base_url: env(settings::ENV_LLM_BASE_URL),
+        llm_model: env(settings::ENV_LLM_MODEL),
+        llm_api_key: env(settings::ENV_LLM_API_KEY),
     }
 }
