@@ -503,7 +503,9 @@ pub(crate) async fn start(args: ServeArgs) -> anyhow::Result<Running> {
                 .await
                 {
                     Ok(run_id) => payload["report_run_id"] = serde_json::json!(run_id),
-                    Err(e) => tracing::warn!(error = format!("{e:#}"), "cannot record the drift report"),
+                    Err(e) => {
+                        tracing::warn!(error = format!("{e:#}"), "cannot record the drift report")
+                    }
                 }
                 kaizen_tracking::emit(
                     services.store.as_ref(),
