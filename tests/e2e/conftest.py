@@ -222,3 +222,11 @@ def uniq():
     import secrets
 
     return secrets.token_hex(4)
+
+
+@pytest.fixture
+def web():
+    """The local stand-in of the web and the MediaWiki API."""
+    server = u.FixtureServer()
+    yield server
+    server.close()

@@ -13,9 +13,11 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
@@ -433,3 +435,64 @@ def quote_path(p: str) -> str:
 
 def dumps(obj) -> str:
     return json.dumps(obj)
+
+
+class LocalServer:
+    """A stand-in for a remote service: `handler` (a BaseHTTPRequestHandler class) served on
+    127.0.0.1 from a thread; `base` is its URL, `close()` stops it."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]):
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+PRETRAINED_FIXTURES = REPO_ROOT / "tests" / "fixtures" / "pretrained"
+
+
+class FixtureServer(LocalServer):
+    """A local stand-in for the web: the article as an HTML page at /article.html and the MediaWiki
+    API at /w/api.php, answering `Tide mill` with the fixture and every other title as missing."""
+
+    def __init__(self):
+        page = (PRETRAINED_FIXTURES / "wiki_tide_mill.json").read_bytes()
+        html = (PRETRAINED_FIXTURES / "article.html").read_bytes()
+        requests_seen = self.requests = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def send(self, status, body, content_type):
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):  # noqa: N802
+                url = urllib.parse.urlsplit(self.path)
+                query = urllib.parse.parse_qs(url.query)
+                requests_seen.append((url.path, query))
+                if url.path == "/article.html":
+                    self.send(200, html, "text/html; charset=utf-8")
+                elif url.path == "/w/api.php":
+                    assert query.get("action") == ["query"] and query.get("prop") == ["extracts"]
+                    assert query.get("explaintext") == ["1"] and query.get("format") == ["json"]
+                    title = query["titles"][0]
+                    if title.replace("_", " ").lower() == "tide mill":
+                        self.send(200, page, "application/json; charset=utf-8")
+                    else:
+                        missing = {"batchcomplete": "", "query": {"pages": {"-1": {
+                            "ns": 0, "title": title, "missing": ""}}}}
+                        self.send(200, json.dumps(missing).encode(), "application/json")
+                else:
+                    self.send(404, b"not found", "text/plain")
+
+        super().__init__(Handler)
+        self.url = self.base

@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import requests
 
 import e2e_util as u
-from test_pretrained import FixtureServer
 
 pytestmark = pytest.mark.kaizen_only
 
@@ -68,7 +66,7 @@ def completion(text: str) -> dict:
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
 
 
-class OpenAIStandIn:
+class OpenAIStandIn(u.LocalServer):
     """A local stand-in for an OpenAI-compatible API: `POST /v1/chat/completions` records the path,
     the Authorization header and the JSON body of each request, and answers `self.reply`
     (status, JSON body)."""
@@ -95,14 +93,8 @@ class OpenAIStandIn:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
+        self.url = f"{self.base}/v1"
 
 
 @pytest.fixture
@@ -112,11 +104,6 @@ def llm():
     server.close()
 
 
-@pytest.fixture
-def web():
-    server = FixtureServer()
-    yield server
-    server.close()
 
 
 def assert_answer(answer: dict, question: str, top_k: int = 3):

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 import e2e_util as u
-from test_pretrained import MODELS, FixtureServer
+from test_pretrained import MODELS
 
 pytestmark = pytest.mark.kaizen_only
 
@@ -22,11 +22,6 @@ BROWSER_TESTS = u.REPO_ROOT / "tests" / "browser"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
-@pytest.fixture
-def web():
-    server = FixtureServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -16,9 +16,6 @@ import os
 import re
 import struct
 import subprocess
-import threading
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -209,62 +206,6 @@ def test_summarize_the_article(kaizen):
     # Through --text the same sentences come back.
     same = json.loads(kaizen("summarize", "--text", text, "--sentences", "5", "--json").stdout)
     assert same["sentences"] == summary["sentences"]
-
-
-class FixtureServer:
-    """A local stand-in for the web: the article as an HTML page at /article.html and the MediaWiki
-    API at /w/api.php, answering `Tide mill` with the fixture and every other title as missing."""
-
-    def __init__(self):
-        page = (FIXTURES / "wiki_tide_mill.json").read_bytes()
-        html = (FIXTURES / "article.html").read_bytes()
-        requests_seen = self.requests = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def send(self, status, body, content_type):
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):  # noqa: N802
-                url = urllib.parse.urlsplit(self.path)
-                query = urllib.parse.parse_qs(url.query)
-                requests_seen.append((url.path, query))
-                if url.path == "/article.html":
-                    self.send(200, html, "text/html; charset=utf-8")
-                elif url.path == "/w/api.php":
-                    assert query.get("action") == ["query"] and query.get("prop") == ["extracts"]
-                    assert query.get("explaintext") == ["1"] and query.get("format") == ["json"]
-                    title = query["titles"][0]
-                    if title.replace("_", " ").lower() == "tide mill":
-                        self.send(200, page, "application/json; charset=utf-8")
-                    else:
-                        missing = {"batchcomplete": "", "query": {"pages": {"-1": {
-                            "ns": 0, "title": title, "missing": ""}}}}
-                        self.send(200, json.dumps(missing).encode(), "application/json")
-                else:
-                    self.send(404, b"not found", "text/plain")
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def web():
-    server = FixtureServer()
-    yield server
-    server.close()
 
 
 def wiki_text() -> str:

@@ -317,34 +317,17 @@ fn distinct_count(sorted: &[f64]) -> usize {
     n
 }
 
-/// Counts past this many distinct values are not needed (see [`distinct_count_capped`]).
+/// Counts past this many distinct values are not needed by the choice of test.
 const DISTINCT_CAP: usize = 6;
 
-/// The number of distinct values of two sorted samples together, or `cap` when there are at
-/// least that many: the walk stops there, so a continuous column costs a few steps.
-fn distinct_count_capped(a: &[f64], b: &[f64], cap: usize) -> usize {
-    let (mut i, mut j, mut n) = (0, 0, 0);
-    while (i < a.len() || j < b.len()) && n < cap {
-        let x = if j >= b.len() || (i < a.len() && a[i] <= b[j]) {
-            a[i]
-        } else {
-            b[j]
-        };
-        while i < a.len() && a[i] == x {
-            i += 1;
-        }
-        while j < b.len() && b[j] == x {
-            j += 1;
-        }
-        n += 1;
-    }
-    n
-}
-
-fn distinct_values(a: &[f64], b: &[f64]) -> Vec<f64> {
-    let mut out: Vec<f64> = Vec::with_capacity(a.len().min(1 << 16));
+/// The distinct values of two sorted samples together, in order, as a lazy merge: counting
+/// the first few (`.take(DISTINCT_CAP).count()`) costs a few steps on a continuous column.
+fn distinct_merged<'a>(a: &'a [f64], b: &'a [f64]) -> impl Iterator<Item = f64> + 'a {
     let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
+    std::iter::from_fn(move || {
+        if i >= a.len() && j >= b.len() {
+            return None;
+        }
         let x = if j >= b.len() || (i < a.len() && a[i] <= b[j]) {
             a[i]
         } else {
@@ -356,9 +339,8 @@ fn distinct_values(a: &[f64], b: &[f64]) -> Vec<f64> {
         while j < b.len() && b[j] == x {
             j += 1;
         }
-        out.push(x);
-    }
-    out
+        Some(x)
+    })
 }
 
 /// Evidently's type of a column from the current data (`infer_column_type`).
@@ -461,7 +443,7 @@ fn column(
             },
         ) => {
             // The choice of test only asks whether there are more than 5 (or 2) distinct values.
-            let distinct = distinct_count_capped(r, c, DISTINCT_CAP);
+            let distinct = distinct_merged(r, c).take(DISTINCT_CAP).count();
             test = choose(options, name, kind, r.len(), distinct)?;
             let pair = NumericPair {
                 reference: r,
@@ -641,9 +623,10 @@ fn numeric_test(
             let (t, p) = stats::cramer_von_mises(r, c);
             (t, Some(p))
         }
-        Test::Hellinger if kind == ColumnType::Numeric => {
-            (stats::hellinger_numeric(pair, &distinct_values(r, c)), None)
-        }
+        Test::Hellinger if kind == ColumnType::Numeric => (
+            stats::hellinger_numeric(pair, &distinct_merged(r, c).collect::<Vec<_>>()),
+            None,
+        ),
         Test::Jensenshannon | Test::Psi | Test::KlDiv => {
             let cats = numeric_categories(r, c);
             let b = stats::binned(binned_numeric(), &cats.counts, test != Test::Jensenshannon);

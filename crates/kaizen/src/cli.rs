@@ -764,26 +764,8 @@ pub struct EmbedArgs {
 
 #[derive(Debug, Args)]
 pub struct SummarizeArgs {
-    /// The text to summarize.
-    #[arg(long, value_name = "TEXT", group = "source")]
-    pub text: Option<String>,
-    /// A text or HTML file (`-` reads stdin).
-    #[arg(long, value_name = "FILE", group = "source")]
-    pub file: Option<std::path::PathBuf>,
-    /// A web page: its readable text, without navigation, headers and footers.
-    #[arg(long, value_name = "URL", group = "source")]
-    pub url: Option<String>,
-    /// A Wikipedia article's title, read through the MediaWiki API.
-    #[arg(long, value_name = "TITLE", group = "source")]
-    pub wiki: Option<String>,
-    /// The MediaWiki API that `--wiki` reads.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "KAIZEN_WIKI_API",
-        default_value = kaizen_infer::DEFAULT_WIKI_API
-    )]
-    pub wiki_api: String,
+    #[command(flatten)]
+    pub source: TextSourceArgs,
     /// The most sentences in the summary.
     #[arg(long, default_value_t = 3)]
     pub sentences: usize,
@@ -853,10 +835,10 @@ pub struct AskArgs {
     pub json: bool,
 }
 
-/// `kaizen sentiment` and `kaizen phrases`: one text source and pattern.en's data.
+/// The text of `kaizen summarize`, `sentiment` and `phrases`: exactly one of its sources.
 #[derive(Debug, Args)]
-pub struct TextTaskArgs {
-    /// The text to analyse.
+pub struct TextSourceArgs {
+    /// The text itself.
     #[arg(long, value_name = "TEXT", group = "source")]
     pub text: Option<String>,
     /// A text or HTML file (`-` reads stdin).
@@ -876,6 +858,13 @@ pub struct TextTaskArgs {
         default_value = kaizen_infer::DEFAULT_WIKI_API
     )]
     pub wiki_api: String,
+}
+
+/// `kaizen sentiment` and `kaizen phrases`: one text source and pattern.en's data.
+#[derive(Debug, Args)]
+pub struct TextTaskArgs {
+    #[command(flatten)]
+    pub source: TextSourceArgs,
     /// pattern.en's data files as the `textblob` wheel ships them (default: `textblob` under
     /// the models directory, where `scripts/setup.sh` copies them).
     #[arg(long, value_name = "DIR")]

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use kaizen_infer::{Answer, Embedder, InferError, Method, OpenAi, Provider, Source, ask as qa};
 
-use crate::cli::{AskArgs, EmbedArgs, SummarizeArgs, TextTaskArgs};
+use crate::cli::{AskArgs, EmbedArgs, SummarizeArgs, TextSourceArgs, TextTaskArgs};
 use crate::settings;
 
 /// The sentence-embedding model used when `--model` is not given.
@@ -59,15 +59,7 @@ pub async fn summarize(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
     if args.sentences == 0 {
         return Err(invalid("--sentences must be at least 1"));
     }
-    let source = source_of(
-        args.text,
-        args.file,
-        args.url,
-        args.wiki,
-        args.wiki_api,
-        "give one of --text, --file, --url or --wiki",
-    )?;
-    let doc = source.load().await.map_err(domain)?;
+    let doc = text_source(args.source)?.load().await.map_err(domain)?;
     let dir = model_dir(args.model.as_deref());
     let n = args.sentences;
     let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -207,17 +199,21 @@ fn source_of(
     })
 }
 
-/// The text of `kaizen sentiment` / `kaizen phrases`, read from its source; empty is refused.
-async fn task_text(args: &mut TextTaskArgs) -> anyhow::Result<String> {
-    let source = source_of(
-        args.text.take(),
-        args.file.take(),
-        args.url.take(),
-        args.wiki.take(),
-        args.wiki_api.clone(),
+/// The source among `--text`, `--file`, `--url` and `--wiki`.
+fn text_source(args: TextSourceArgs) -> anyhow::Result<Source> {
+    source_of(
+        args.text,
+        args.file,
+        args.url,
+        args.wiki,
+        args.wiki_api,
         "give one of --text, --file, --url or --wiki",
-    )?;
-    let doc = source.load().await.map_err(domain)?;
+    )
+}
+
+/// The text of `kaizen sentiment` / `kaizen phrases`, read from its source; empty is refused.
+async fn task_text(source: TextSourceArgs) -> anyhow::Result<String> {
+    let doc = text_source(source)?.load().await.map_err(domain)?;
     kaizen_text::check_text(&doc.text)
         .map_err(|_| invalid("the text is empty: there is nothing to analyse"))?;
     Ok(doc.text)
@@ -231,8 +227,8 @@ fn text_data_dir(data: Option<&Path>) -> PathBuf {
 /// The models directory's folder of pattern.en's data files.
 pub(crate) const TEXT_DATA: &str = "textblob";
 
-pub async fn sentiment(mut args: TextTaskArgs) -> anyhow::Result<ExitCode> {
-    let text = task_text(&mut args).await?;
+pub async fn sentiment(args: TextTaskArgs) -> anyhow::Result<ExitCode> {
+    let text = task_text(args.source).await?;
     let dir = text_data_dir(args.data.as_deref());
     let sentiment = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let lexicon = kaizen_text::Lexicon::load(&dir).map_err(text_error)?;
@@ -254,8 +250,8 @@ pub async fn sentiment(mut args: TextTaskArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn phrases(mut args: TextTaskArgs) -> anyhow::Result<ExitCode> {
-    let text = task_text(&mut args).await?;
+pub async fn phrases(args: TextTaskArgs) -> anyhow::Result<ExitCode> {
+    let text = task_text(args.source).await?;
     let dir = text_data_dir(args.data.as_deref());
     let phrases = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let tagger = kaizen_text::Tagger::load(&dir).map_err(text_error)?;
