@@ -94,7 +94,7 @@ impl SqlStore {
 
     pub(crate) async fn create_logged_model_impl(&self, model: &LoggedModel) -> Result<()> {
         let exp_id = experiment_key(&model.experiment_id)?;
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         let exists =
             sqlx::query("SELECT lifecycle_stage FROM experiments WHERE experiment_id = $1")
                 .bind(exp_id)
@@ -202,7 +202,7 @@ impl SqlStore {
         items: &[Tag],
         replace: bool,
     ) -> Result<()> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         let exists = sqlx::query(
             "SELECT 1 FROM logged_models WHERE model_id = $1 AND lifecycle_stage = 'active'",
         )

@@ -289,6 +289,21 @@ impl std::fmt::Debug for SqlStore {
     }
 }
 
+impl SqlStore {
+    /// Begins a transaction on the writer. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads first cannot wait for another writer
+    /// when it upgrades (SQLITE_BUSY at once, `busy_timeout` or not), and several stores on one
+    /// file (the server, a pipeline, a retraining in one process) do write at the same time.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> std::result::Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.write.begin().await,
+        }
+    }
+}
+
 /// Maps a database failure to a domain error, keeping the cause for the logs.
 pub(crate) fn db_err(e: sqlx::Error) -> Error {
     Error::internal("metadata store error", e)
@@ -436,7 +451,7 @@ impl SqlStore {
                 .replace("{double}", double)
                 .replace("{without_rowid}", without_rowid)
                 .replace("{now}", &now);
-            let mut tx = self.write.begin().await.map_err(db_err)?;
+            let mut tx = self.begin_write().await.map_err(db_err)?;
             for statement in sql
                 .split(';')
                 .map(str::trim)

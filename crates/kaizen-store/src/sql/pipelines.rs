@@ -117,7 +117,7 @@ impl PipelineStore for SqlStore {
         if edges.is_empty() {
             return Ok(());
         }
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         for e in edges {
             let mut q = Sql::new("");
             let values = [
@@ -172,7 +172,7 @@ impl PipelineStore for SqlStore {
     async fn add_dataset_version(&self, new: &NewDatasetVersion) -> Result<DatasetVersion> {
         // Two writers may race for the same next version on PostgreSQL; the loser tries again.
         for _ in 0..5 {
-            let mut tx = self.write.begin().await.map_err(db_err)?;
+            let mut tx = self.begin_write().await.map_err(db_err)?;
             let mut q = Sql::new("");
             let n = q.arg(Arg::Str(new.name.clone()));
             q.push(&format!(

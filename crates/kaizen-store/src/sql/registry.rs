@@ -772,7 +772,7 @@ impl RegistryStore for SqlStore {
     ) -> Result<RegisteredModel> {
         let d = self.dialect;
         let now = kaizen_core::now_millis();
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         sqlx::query(
             "INSERT INTO registered_models (name, creation_time, last_updated_time, description) VALUES ($1, $2, $2, $3)",
         )
@@ -811,7 +811,7 @@ impl RegistryStore for SqlStore {
     ) -> Result<RegisteredModel> {
         let d = self.dialect;
         let now = kaizen_core::now_millis();
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         lock_model(&mut tx, d, name).await?;
         if new_name != name {
             let taken = sqlx::query("SELECT 1 FROM registered_models WHERE name = $1")
@@ -860,7 +860,7 @@ impl RegistryStore for SqlStore {
         description: Option<&str>,
     ) -> Result<RegisteredModel> {
         let d = self.dialect;
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         let updated = sqlx::query(
             "UPDATE registered_models SET description = $1, last_updated_time = $2 WHERE name = $3",
         )
@@ -880,7 +880,7 @@ impl RegistryStore for SqlStore {
 
     async fn delete_registered_model(&self, name: &str, audit: &AuditRecord) -> Result<()> {
         let d = self.dialect;
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         lock_model(&mut tx, d, name).await?;
         let live: i64 = sqlx::query(
             "SELECT COUNT(*) FROM model_versions WHERE name = $1 AND current_stage != $2",
@@ -939,7 +939,7 @@ impl RegistryStore for SqlStore {
     }
 
     async fn set_registered_model_tag(&self, name: &str, tag: &Tag) -> Result<()> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         lock_model(&mut tx, self.dialect, name).await?;
         upsert_tags(&mut tx, self.dialect, name, None, std::slice::from_ref(tag)).await?;
         tx.commit().await.map_err(db_err)?;
@@ -947,7 +947,7 @@ impl RegistryStore for SqlStore {
     }
 
     async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         lock_model(&mut tx, self.dialect, name).await?;
         // As in MLflow, deleting a tag the model does not have is not an error.
         sqlx::query("DELETE FROM registered_model_tags WHERE name = $1 AND key = $2")
@@ -968,7 +968,7 @@ impl RegistryStore for SqlStore {
         audit: &AuditRecord,
     ) -> Result<()> {
         let d = self.dialect;
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         lock_model(&mut tx, d, name)
             .await
             .map_err(as_version_not_found(name, version))?;
@@ -1019,7 +1019,7 @@ impl RegistryStore for SqlStore {
     }
 
     async fn delete_alias(&self, name: &str, alias: &str, audit: &AuditRecord) -> Result<()> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         lock_model(&mut tx, self.dialect, name).await?;
         let previous: Option<i64> = sqlx::query(
             "SELECT version FROM registered_model_aliases WHERE name = $1 AND alias = $2",
@@ -1111,7 +1111,7 @@ impl RegistryStore for SqlStore {
         let d = self.dialect;
         let name = new.name.as_str();
         let now = kaizen_core::now_millis();
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         // The row lock makes concurrent creates on one model take their numbers one after another.
         lock_model(&mut tx, d, name).await?;
         touch_model(&mut tx, name, now).await?;
@@ -1183,7 +1183,7 @@ impl RegistryStore for SqlStore {
         description: Option<&str>,
     ) -> Result<ModelVersion> {
         let d = self.dialect;
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         lock_model(&mut tx, d, name)
             .await
             .map_err(as_version_not_found(name, version))?;
@@ -1215,7 +1215,7 @@ impl RegistryStore for SqlStore {
     ) -> Result<()> {
         let d = self.dialect;
         let now = kaizen_core::now_millis();
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         lock_model(&mut tx, d, name)
             .await
             .map_err(as_version_not_found(name, version))?;
@@ -1298,7 +1298,7 @@ impl RegistryStore for SqlStore {
 
     async fn set_model_version_tag(&self, name: &str, version: i64, tag: &Tag) -> Result<()> {
         let d = self.dialect;
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         lock_model(&mut tx, d, name)
             .await
             .map_err(as_version_not_found(name, version))?;
@@ -1317,7 +1317,7 @@ impl RegistryStore for SqlStore {
 
     async fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()> {
         let d = self.dialect;
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         lock_model(&mut tx, d, name)
             .await
             .map_err(as_version_not_found(name, version))?;
@@ -1351,7 +1351,7 @@ impl RegistryStore for SqlStore {
             )));
         }
         let now = kaizen_core::now_millis();
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         lock_model(&mut tx, d, name)
             .await
             .map_err(as_version_not_found(name, version))?;
@@ -1511,7 +1511,7 @@ impl RegistryStore for SqlStore {
             )));
         }
         let d = self.dialect;
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         lock_model(&mut tx, d, name).await?;
         if let Some(version) = version {
             fetch_version(&mut tx, d, name, version).await?;

@@ -424,7 +424,7 @@ impl TrackingStore for SqlStore {
         tags: &[Tag],
     ) -> Result<String> {
         let now = kaizen_core::now_millis();
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         let row = sqlx::query(
             "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
              VALUES ($1, $2, 'active', $3, $3) RETURNING experiment_id",
@@ -623,7 +623,7 @@ impl TrackingStore for SqlStore {
     ) -> Result<()> {
         let id = experiment_key(experiment_id)?;
         let now = kaizen_core::now_millis();
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         let row = sqlx::query(
             "SELECT lifecycle_stage, deleted_time FROM experiments WHERE experiment_id = $1",
         )
@@ -682,7 +682,7 @@ impl TrackingStore for SqlStore {
 
     async fn set_experiment_tag(&self, experiment_id: &str, tag: &Tag) -> Result<()> {
         let id = experiment_key(experiment_id)?;
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         let stage: Option<String> =
             sqlx::query("SELECT lifecycle_stage FROM experiments WHERE experiment_id = $1")
                 .bind(id)
@@ -737,7 +737,7 @@ impl TrackingStore for SqlStore {
 
     async fn create_run(&self, info: &RunInfo, tags: &[Tag]) -> Result<()> {
         let exp_id = experiment_key(&info.experiment_id)?;
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         let stage: Option<String> =
             sqlx::query("SELECT lifecycle_stage FROM experiments WHERE experiment_id = $1")
                 .bind(exp_id)
@@ -794,7 +794,7 @@ impl TrackingStore for SqlStore {
     }
 
     async fn update_run(&self, run_id: &str, update: &RunUpdate) -> Result<RunInfo> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         Self::check_run_active(&mut tx, run_id).await?;
         if let Some(status) = update.status {
             sqlx::query("UPDATE runs SET status = $1 WHERE run_uuid = $2")
@@ -867,7 +867,7 @@ impl TrackingStore for SqlStore {
         params: &[Param],
         tags: &[Tag],
     ) -> Result<()> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         Self::check_run_active(&mut tx, run_id).await?;
 
         if !params.is_empty() {
@@ -992,7 +992,7 @@ impl TrackingStore for SqlStore {
     }
 
     async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         Self::check_run_active(&mut tx, run_id).await?;
         let result = sqlx::query("DELETE FROM run_tags WHERE run_uuid = $1 AND key = $2")
             .bind(run_id)
@@ -1223,7 +1223,7 @@ impl TrackingStore for SqlStore {
         datasets: &[DatasetInput],
         models: &[ModelIo],
     ) -> Result<()> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         Self::check_run_active(&mut tx, run_id).await?;
         let exp_id: i64 = sqlx::query("SELECT experiment_id FROM runs WHERE run_uuid = $1")
             .bind(run_id)
@@ -1302,7 +1302,7 @@ impl TrackingStore for SqlStore {
     }
 
     async fn log_outputs(&self, run_id: &str, models: &[ModelIo]) -> Result<()> {
-        let mut tx = self.write.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         Self::check_run_active(&mut tx, run_id).await?;
         for m in models {
             sqlx::query(
