@@ -9,6 +9,8 @@
 //!   champion on held-out rows overall and per segment, and audits every decision.
 //! - [`search`]: hyperparameter search as nested runs, in parallel, best trial by a metric.
 //! - [`forecast`] and [`tabular`]: the one-command jobs, `kaizen forecast` and `kaizen train`.
+//! - [`pretrained`]: packages of pretrained models (an embedder as it is, a text classifier
+//!   naming the embedder it needs), and [`text_classifier`], `kaizen train-classifier`'s job.
 //!
 //! Everything here is computed by `kaizen-ml` and recorded through `kaizen-tracking`'s services.
 
@@ -17,10 +19,12 @@ pub mod forecast;
 pub mod gate;
 pub mod package;
 pub mod pipeline_steps;
+pub mod pretrained;
 pub mod register;
 pub mod runs;
 pub mod search;
 pub mod tabular;
+pub mod text_classifier;
 
 pub use error::{Result, TrainError};
 pub use gate::{GateDecision, GateRule, HeldOut, SegmentComparison, gate, gate_with};

@@ -69,7 +69,7 @@ impl Signature {
     }
 
     /// MLflow's JSON form of a column list (`[{"type": "double", "name": "x", "required": true}]`).
-    fn mlflow_json(columns: &[ColumnSpec]) -> String {
+    pub(crate) fn mlflow_json(columns: &[ColumnSpec]) -> String {
         // Written by hand to keep MLflow's key order whatever serde_json's map is.
         let text = |s: &str| serde_json::Value::from(s).to_string();
         let list: Vec<String> = columns

@@ -31,6 +31,31 @@ pub async fn register_package(
     actor: &Actor,
 ) -> Result<ModelVersion> {
     let package = read_package(package_dir)?;
+    register_dir(
+        services,
+        run_id,
+        package_dir,
+        model_name,
+        actor,
+        version_tags(&package, run_id),
+        &package.meta.lineage.datasets,
+    )
+    .await
+}
+
+/// Uploads the model directory `package_dir` (a package of any flavor) as the artifacts
+/// `model/` of run `run_id` and registers it as a new version of `model_name` (created when
+/// absent) with source `runs:/<run_id>/model` and `tags`, with a lineage edge from each of
+/// `datasets` to the model node `<name>/<version>`.
+pub async fn register_dir(
+    services: &Services,
+    run_id: &str,
+    package_dir: &Path,
+    model_name: &str,
+    actor: &Actor,
+    tags: Vec<Tag>,
+    datasets: &[String],
+) -> Result<ModelVersion> {
     let run = services.tracking.get_run(run_id).await?;
     let target = run_model_dir(&run.info.artifact_uri)?;
     upload_dir(services, package_dir, &target).await?;
@@ -61,7 +86,7 @@ pub async fn register_package(
                 source: format!("runs:/{run_id}/{MODEL_ARTIFACT_DIR}"),
                 run_id: Some(run_id.to_string()),
                 user_id: actor.user.clone(),
-                tags: version_tags(&package, run_id),
+                tags,
                 ..Default::default()
             },
             actor,
@@ -80,10 +105,7 @@ pub async fn register_package(
         relation: relation.into(),
         created: now,
     };
-    let edges: Vec<LineageEdge> = package
-        .meta
-        .lineage
-        .datasets
+    let edges: Vec<LineageEdge> = datasets
         .iter()
         .map(|d| edge("dataset", d, "input"))
         .collect();
@@ -223,7 +245,16 @@ async fn upload_dir(services: &Services, dir: &Path, target: &ArtifactPath) -> R
 
 /// `kaizen.lineage.*` and `kaizen.metric.*` tags of a package.
 fn version_tags(package: &Package, run_id: &str) -> Vec<Tag> {
-    let lineage = &package.meta.lineage;
+    lineage_tags(&package.meta.lineage, &package.meta.metrics, run_id)
+}
+
+/// `kaizen.lineage.*` tags of `lineage` (the trainer `run_id` when it names none) and
+/// `kaizen.metric.*` tags of `metrics`.
+pub(crate) fn lineage_tags(
+    lineage: &crate::package::Lineage,
+    metrics: &std::collections::BTreeMap<String, f64>,
+    run_id: &str,
+) -> Vec<Tag> {
     let key = |k: &str| format!("{LINEAGE_TAG_PREFIX}{k}");
     let trained_by = if lineage.run_id.is_empty() {
         run_id
@@ -247,7 +278,7 @@ fn version_tags(package: &Package, run_id: &str) -> Vec<Tag> {
     if let Some(d) = lineage.git_dirty {
         tags.push(Tag::new(key("git_dirty"), d.to_string()));
     }
-    for (name, value) in &package.meta.metrics {
+    for (name, value) in metrics {
         tags.push(Tag::new(
             format!("{METRIC_TAG_PREFIX}{name}"),
             value.to_string(),
