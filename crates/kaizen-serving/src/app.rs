@@ -506,7 +506,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
         "status": "ok",
         "model": model.name,
         "version": model.version,
-        "task": kaizen_train::tabular::task_name(model.task()),
+        "task": model.task_name(),
         "inputs": inputs,
     }))
 }
@@ -623,7 +623,10 @@ async fn invocations(
                 .iter()
                 .map(|p| p.get("label").cloned().unwrap_or_else(|| p.clone()))
                 .collect();
-            if let Ok(mut recent) = state.recent.lock() {
+            // Embeddings take no feedback, and would hold megabytes per request.
+            if !model.is_embedding()
+                && let Ok(mut recent) = state.recent.lock()
+            {
                 recent.remember(&request_id, &model.version, labels);
             }
             let outputs = Value::Array(predictions);
@@ -761,6 +764,11 @@ async fn feedback(
         }
         Some(one) => vec![one.clone()],
     };
+    if state.model.current().is_embedding() {
+        return Err(ServeError::bad_request(
+            "an embedding model takes no feedback: it has no right answer to compare",
+        ));
+    }
     let regression = state.model.current().task() == kaizen_ml::Task::Regression;
     let mut matched = false;
     {
@@ -880,7 +888,7 @@ async fn score_request(
     let log_inputs = state.log.is_some();
     // Small bodies score on the request's own task: a hand-off to the blocking pool costs
     // more than the scoring of a few rows and adds its wake-ups to the tail latency.
-    let inline = body.len() <= INLINE_BODY_BYTES;
+    let inline = body.len() <= INLINE_BODY_BYTES && !model.is_pretrained();
     let mut work = move || {
         let frame = match media.as_str() {
             "text/csv" => parse::parse_csv(&body, model.inputs())?,

@@ -27,6 +27,16 @@ pub enum ServeError {
         path: std::path::PathBuf,
         message: String,
     },
+    /// A pretrained package cannot be served: its embedding model is missing, has other weights
+    /// than it was trained on, or does not load (at start-up).
+    #[error("pretrained model {}: {message}", path.display())]
+    Pretrained {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    /// A pretrained model failed on a request's texts (internal; 500, logged, not shown).
+    #[error("inference failed: {0}")]
+    Inference(#[source] kaizen_infer::InferError),
     /// Scoring failed inside the model (internal; 500, logged, not shown).
     #[error("scoring failed: {0}")]
     Scoring(#[source] kaizen_ml::MlError),
@@ -45,7 +55,11 @@ impl ServeError {
             ServeError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "BAD_REQUEST")
             }
-            ServeError::Package(_) | ServeError::Onnx { .. } | ServeError::Scoring(_) => {
+            ServeError::Package(_)
+            | ServeError::Onnx { .. }
+            | ServeError::Pretrained { .. }
+            | ServeError::Inference(_)
+            | ServeError::Scoring(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR")
             }
         }

@@ -3,6 +3,8 @@
 //! - [`model`]: [`ServedModel`], a loaded package with the columns it takes and `score`.
 //! - [`onnx`]: ONNX models users bring (an MLflow `onnx` directory, a `.onnx` file) on
 //!   kaizen-ml's pure-Rust evaluator.
+//! - [`pretrained`]: pretrained packages (a sentence embedder, a text classifier over its
+//!   embeddings) on kaizen-infer.
 //! - [`parse`]: the bodies of `POST /invocations` (`dataframe_split`, `dataframe_records`,
 //!   `instances`, `inputs`, CSV) checked against those columns into a [`kaizen_ml::Frame`].
 //! - [`traffic`]: served rows joined with their feedback, for retraining.
@@ -19,6 +21,7 @@ pub mod model;
 pub mod monitor;
 pub mod onnx;
 pub mod parse;
+pub mod pretrained;
 pub mod traffic;
 
 pub use app::{AppState, Metrics, ModelSlot, MonitorSlot, ServeConfig, Variant, app, mount, serve};

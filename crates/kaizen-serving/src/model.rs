@@ -11,6 +11,7 @@ use kaizen_train::Package;
 
 use crate::error::{Result, ServeError};
 use crate::onnx::OnnxServed;
+use crate::pretrained::PretrainedServed;
 
 /// What values a raw input column takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,8 @@ pub enum Prediction {
         label: String,
         probabilities: Vec<(String, f64)>,
     },
+    /// A sentence embedder: the text's embedding.
+    Embedding(Vec<f32>),
 }
 
 impl Prediction {
@@ -60,6 +63,7 @@ impl Prediction {
     pub fn to_json(&self, probabilities: bool) -> serde_json::Value {
         match self {
             Prediction::Value(v) => serde_json::json!(v),
+            Prediction::Embedding(v) => serde_json::json!(v),
             Prediction::Class {
                 label,
                 probabilities: p,
@@ -105,6 +109,8 @@ pub struct ServedModel {
     inputs: Vec<InputColumn>,
     /// The ONNX model that scores, for models users bring.
     onnx: Option<Arc<OnnxServed>>,
+    /// The pretrained model that scores (an embedder, a text classifier).
+    pretrained: Option<Arc<PretrainedServed>>,
 }
 
 impl ServedModel {
@@ -162,12 +168,16 @@ impl ServedModel {
             labels,
             inputs,
             onnx: None,
+            pretrained: None,
         })
     }
 
     /// The package in `dir`, named by its path; or the ONNX model there (an MLflow model
     /// directory with the `onnx` flavor, or a `.onnx` file).
     pub fn from_dir(dir: &Path) -> Result<Self> {
+        if crate::pretrained::is_pretrained_model(dir) {
+            return ServedModel::from_pretrained(dir.display().to_string(), "", dir);
+        }
         if crate::onnx::is_onnx_model(dir) {
             return ServedModel::from_onnx(dir.display().to_string(), "", dir);
         }
@@ -234,7 +244,102 @@ impl ServedModel {
             labels: Some(onnx.labels.clone()),
             inputs: onnx.inputs.clone(),
             onnx: Some(Arc::new(onnx)),
+            pretrained: None,
         })
+    }
+
+    /// The pretrained package at `dir` (an embedder, or a text classifier with the embedder it
+    /// needs) as served under `name` and `version`.
+    pub fn from_pretrained(
+        name: impl Into<String>,
+        version: impl Into<String>,
+        dir: &Path,
+    ) -> Result<Self> {
+        let served = PretrainedServed::load(dir)?;
+        let meta = &served.meta;
+        let (task, labels) = match meta.task {
+            kaizen_train::pretrained::PretrainedTask::Embed => (Task::Regression, None),
+            kaizen_train::pretrained::PretrainedTask::TextClassifier => (
+                match meta.labels.len() {
+                    2 => Task::Binary,
+                    classes => Task::Multiclass { classes },
+                },
+                Some(meta.labels.clone()),
+            ),
+        };
+        let model = kaizen_ml::FittedModel {
+            task,
+            features: vec![meta.text_column.clone()],
+            learner: meta.task.as_str().into(),
+            params: kaizen_ml::learner::ModelParams::Linear {
+                coefficients: Vec::new(),
+                intercepts: Vec::new(),
+                link: kaizen_ml::learner::Link::Identity,
+            },
+            best_iteration: None,
+        };
+        let package_meta = kaizen_train::PackageMeta {
+            format_version: kaizen_train::package::FORMAT_VERSION,
+            flavor: kaizen_train::pretrained::PRETRAINED_FLAVOR.into(),
+            task,
+            learner: meta.task.as_str().into(),
+            signature: kaizen_train::package::Signature {
+                inputs: vec![kaizen_train::package::ColumnSpec {
+                    name: meta.text_column.clone(),
+                    dtype: "string".into(),
+                }],
+                outputs: Vec::new(),
+            },
+            metrics: meta.metrics.clone(),
+            lineage: meta.lineage.clone(),
+            created_at: meta.created_at,
+            onnx: None,
+            onnx_error: None,
+            extra: serde_json::json!({
+                "labels": labels,
+                "embedder": meta.embedder,
+                "pretrained_task": meta.task,
+            }),
+        };
+        let inputs = vec![InputColumn {
+            name: meta.text_column.clone(),
+            kind: InputKind::Text,
+        }];
+        Ok(ServedModel {
+            name: name.into(),
+            version: version.into(),
+            package: Package {
+                dir: dir.to_path_buf(),
+                meta: package_meta,
+                model,
+            },
+            preprocessor: None,
+            labels,
+            inputs,
+            onnx: None,
+            pretrained: Some(Arc::new(served)),
+        })
+    }
+
+    /// Whether a pretrained model scores (its requests run a neural network: never inline).
+    pub fn is_pretrained(&self) -> bool {
+        self.pretrained.is_some()
+    }
+
+    /// Whether the model answers embeddings rather than values or labels.
+    pub fn is_embedding(&self) -> bool {
+        self.pretrained
+            .as_ref()
+            .is_some_and(|p| p.meta.task == kaizen_train::pretrained::PretrainedTask::Embed)
+    }
+
+    /// The task's name in `/health`: `regression`, `binary`, `multiclass` or `embedding`.
+    pub fn task_name(&self) -> &'static str {
+        if self.is_embedding() {
+            "embedding"
+        } else {
+            kaizen_train::tabular::task_name(self.task())
+        }
     }
 
     /// Whether an ONNX model a user brought scores (not a kaizen package).
@@ -250,6 +355,17 @@ impl ServedModel {
     ) -> Result<Self> {
         let (version, dir) =
             kaizen_train::register::version_dir(services, name, version_or_alias).await?;
+        if crate::pretrained::is_pretrained_model(&dir) {
+            let (name, version) = (name.to_string(), version.version.to_string());
+            return tokio::task::spawn_blocking(move || {
+                ServedModel::from_pretrained(name, version, &dir)
+            })
+            .await
+            .map_err(|e| ServeError::Pretrained {
+                path: std::path::PathBuf::new(),
+                message: format!("loading stopped: {e}"),
+            })?;
+        }
         if crate::onnx::is_onnx_model(&dir) {
             return ServedModel::from_onnx(name, version.version.to_string(), &dir);
         }
@@ -341,6 +457,9 @@ impl ServedModel {
     pub fn score(&self, frame: &Frame) -> Result<Vec<Prediction>> {
         if let Some(onnx) = &self.onnx {
             return onnx.score(frame);
+        }
+        if let Some(pretrained) = &self.pretrained {
+            return pretrained.score(frame);
         }
         if frame.rows() == 0 {
             return Ok(Vec::new());

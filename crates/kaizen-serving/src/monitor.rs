@@ -57,6 +57,7 @@ pub struct Monitor {
 fn prediction_value(p: &Prediction) -> f64 {
     match p {
         Prediction::Value(v) => *v,
+        Prediction::Embedding(_) => f64::NAN,
         Prediction::Class { probabilities, .. } => {
             probabilities.last().map_or(f64::NAN, |(_, v)| *v)
         }
