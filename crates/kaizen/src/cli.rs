@@ -51,7 +51,7 @@ pub enum Command {
     /// Runs: list, show, compare, delete.
     #[command(subcommand)]
     Runs(RunsCommand),
-    /// Registered models: list, show, versions, alias, history.
+    /// Registered models: list, show, versions, alias, history, register-pretrained, pull.
     #[command(subcommand)]
     Models(ModelsCommand),
     /// Pipelines: run the DAG of steps in a project's kaizen.toml.
@@ -70,6 +70,9 @@ pub enum Command {
     Forecast(ForecastArgs),
     /// Train a model on a table: split, preprocess, search, evaluate, register, gate.
     Train(TrainArgs),
+    /// Train a text classifier from labeled examples: a logistic-regression head over frozen
+    /// sentence embeddings, tracked as a run and registered as a model version.
+    TrainClassifier(crate::commands::classifier::TrainClassifierArgs),
     /// Events (runs ended, versions registered, aliases moved, ...): tail, dispatch.
     #[command(subcommand)]
     Events(EventsCommand),
@@ -489,6 +492,12 @@ pub enum ModelsCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Register a pretrained model directory (Hugging Face layout) as a model version that
+    /// `kaizen serve` serves: a sentence embedder answers one embedding per text.
+    RegisterPretrained(crate::commands::hub::RegisterPretrainedArgs),
+    /// Download a model repository from the Hugging Face Hub (or a server with its API) into
+    /// the Hugging Face cache and a model directory under the models directory.
+    Pull(crate::commands::hub::PullArgs),
     /// The audit log of a registered model: who changed what, when and why.
     History {
         #[command(flatten)]

@@ -27,6 +27,31 @@ pub const ENV_LLM_BASE_URL: &str = "KAIZEN_LLM_BASE_URL";
 pub const ENV_LLM_MODEL: &str = "KAIZEN_LLM_MODEL";
 /// `KAIZEN_LLM_API_KEY`: the key `kaizen server` sends its LLM provider as a bearer token.
 pub const ENV_LLM_API_KEY: &str = "KAIZEN_LLM_API_KEY";
+/// `HF_ENDPOINT`: the Hugging Face Hub that `kaizen models pull` asks (default
+/// [`DEFAULT_HF_ENDPOINT`]; `--endpoint` overrides it).
+pub const ENV_HF_ENDPOINT: &str = "HF_ENDPOINT";
+/// `HF_HUB_OFFLINE`: `1` (or `true`, `yes`, `on`) makes `kaizen models pull` read the Hugging
+/// Face cache only, never the network.
+pub const ENV_HF_HUB_OFFLINE: &str = "HF_HUB_OFFLINE";
+/// `HF_TOKEN`: the token `kaizen models pull` sends the Hub (gated and private repositories).
+/// Without it, the token file of the Hugging Face cache (`$HF_HOME/token`) is used when present.
+pub const ENV_HF_TOKEN: &str = "HF_TOKEN";
+/// `HF_HOME`: the Hugging Face home; `kaizen models pull` caches downloads in `$HF_HOME/hub`
+/// (default `~/.cache/huggingface/hub`). Read by the hf-hub crate.
+pub const ENV_HF_HOME: &str = "HF_HOME";
+
+/// The Hugging Face Hub.
+pub const DEFAULT_HF_ENDPOINT: &str = "https://huggingface.co";
+
+/// Whether [`ENV_HF_HUB_OFFLINE`] asks for offline mode.
+pub fn hf_offline() -> bool {
+    std::env::var(ENV_HF_HUB_OFFLINE).is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
+}
 
 pub fn home() -> PathBuf {
     if let Some(h) = std::env::var_os(ENV_HOME).filter(|h| !h.is_empty()) {

@@ -1,11 +1,13 @@
 //! One module per command. Exit codes: 0 success, 1 a user or input failure (bad arguments,
 //! unknown ids, refused input), 2 an internal failure.
 
+pub(crate) mod classifier;
 mod datasets;
 pub(crate) mod drift;
 pub(crate) mod events;
 mod experiments;
 pub(crate) mod forecast;
+pub(crate) mod hub;
 mod lineage;
 mod models;
 pub(crate) mod pipeline;
@@ -28,6 +30,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // Text classifiers look for the embedding model they need in the models directory.
+    kaizen_serving::pretrained::set_models_dir(crate::settings::models_dir());
     runtime.block_on(async move {
         match cli.command {
             Command::Server(args) => server::run(args).await,
@@ -42,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Lineage(args) => lineage::run(args).await,
             Command::Forecast(args) => forecast::run(args).await,
             Command::Train(args) => train::run(args).await,
+            Command::TrainClassifier(args) => classifier::run(args).await,
             Command::Events(cmd) => events::run(cmd).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Predict(args) => predict::run(args).await,

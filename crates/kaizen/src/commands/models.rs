@@ -1,4 +1,5 @@
-//! `kaizen models`: list, show, versions, alias, history.
+//! `kaizen models`: list, show, versions, alias, history; `register-pretrained` and `pull` live
+//! in `hub.rs`.
 
 use std::process::ExitCode;
 
@@ -10,6 +11,8 @@ use crate::printer;
 
 pub async fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        ModelsCommand::RegisterPretrained(args) => return super::hub::register_pretrained(args).await,
+        ModelsCommand::Pull(args) => return super::hub::pull(args).await,
         ModelsCommand::List { tracking, filter } => {
             let client = super::connect(&tracking).await?;
             let models = client.list_registered_models(&filter).await?;

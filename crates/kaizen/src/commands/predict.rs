@@ -20,9 +20,16 @@ fn field(s: &str) -> String {
     }
 }
 
-/// `prediction` and, for classification, `probability_<label>` per class.
+/// `prediction` and, for classification, `probability_<label>` per class; for an embedding
+/// model `embedding_0`, `embedding_1`, ...
 fn to_csv(predictions: &[Prediction], labels: &[String]) -> String {
-    let mut out = String::from("prediction");
+    let mut out = match predictions.first() {
+        Some(Prediction::Embedding(v)) => (0..v.len())
+            .map(|i| format!("embedding_{i}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => String::from("prediction"),
+    };
     for l in labels {
         out.push(',');
         out.push_str(&field(&format!("probability_{l}")));
@@ -40,6 +47,10 @@ fn to_csv(predictions: &[Prediction], labels: &[String]) -> String {
                         v.to_string()
                     }
                 );
+            }
+            Prediction::Embedding(v) => {
+                let line: Vec<String> = v.iter().map(f32::to_string).collect();
+                out.push_str(&line.join(","));
             }
             Prediction::Class {
                 label,

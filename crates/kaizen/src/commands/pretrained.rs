@@ -286,7 +286,7 @@ fn text_error(e: kaizen_text::TextError) -> anyhow::Error {
 
 /// `--model` as given (a directory, or a name under the models directory), else the default
 /// model under the models directory.
-fn model_dir(model: Option<&Path>) -> PathBuf {
+pub(crate) fn model_dir(model: Option<&Path>) -> PathBuf {
     match model {
         Some(m) if m.components().count() == 1 && !m.exists() => settings::models_dir().join(m),
         Some(m) => m.to_path_buf(),
@@ -294,7 +294,7 @@ fn model_dir(model: Option<&Path>) -> PathBuf {
     }
 }
 
-fn load(dir: &Path) -> anyhow::Result<Embedder> {
+pub(crate) fn load(dir: &Path) -> anyhow::Result<Embedder> {
     Embedder::load(dir).map_err(|e| match e {
         InferError::ModelNotFound { dir, .. } => kaizen_core::Error::not_found(format!(
             "no embedding model at `{}`\nhint: `scripts/setup.sh` installs {DEFAULT_EMBED_MODEL} \
