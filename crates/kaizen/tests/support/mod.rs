@@ -96,9 +96,18 @@ impl Server {
     /// Starts `kaizen ARGS` (a command that prints `... listening on URL` on stderr, such as
     /// `server` or `serve`) and waits until it listens.
     pub fn spawn(home: &Path, args: &[&str]) -> Self {
+        Self::spawn_env(home, args, &[])
+    }
+
+    /// [`Server::spawn`] with extra environment variables.
+    pub fn spawn_env(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         use std::io::{BufRead, BufReader, Read};
         use std::process::Stdio;
-        let mut child = command(home, args)
+        let mut command = command(home, args);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
             .env("KAIZEN_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
