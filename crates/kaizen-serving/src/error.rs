@@ -59,9 +59,7 @@ impl ServeError {
             | ServeError::Onnx { .. }
             | ServeError::Pretrained { .. }
             | ServeError::Inference(_)
-            | ServeError::Scoring(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR")
-            }
+            | ServeError::Scoring(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR"),
         }
     }
 }

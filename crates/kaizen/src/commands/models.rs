@@ -11,7 +11,9 @@ use crate::printer;
 
 pub async fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        ModelsCommand::RegisterPretrained(args) => return super::hub::register_pretrained(args).await,
+        ModelsCommand::RegisterPretrained(args) => {
+            return super::hub::register_pretrained(args).await;
+        }
         ModelsCommand::Pull(args) => return super::hub::pull(args).await,
         ModelsCommand::List { tracking, filter } => {
             let client = super::connect(&tracking).await?;
