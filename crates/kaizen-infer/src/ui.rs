@@ -15,7 +15,8 @@ const TASKS: &[(&str, &str, &str)] = &[
     (
         "summarize",
         "Summarize",
-        "A few of the text's own sentences, ranked by sentence embeddings (all-MiniLM-L6-v2).",
+        "A few of the text's own sentences, ranked by sentence embeddings (all-MiniLM-L6-v2), \
+         or a summary written by a small LLM (SmolLM2-135M-Instruct); long texts are chunked.",
     ),
     (
         "sentiment",
@@ -31,6 +32,12 @@ const TASKS: &[(&str, &str, &str)] = &[
         "embed",
         "Embeddings",
         "Sentence embeddings of each line, and how similar the lines are (cosine).",
+    ),
+    (
+        "ask",
+        "Ask",
+        "An answer from the passages of the text closest to the question: the closest \
+         sentence, or written by the local LLM from those passages.",
     ),
 ];
 
