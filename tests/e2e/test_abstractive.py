@@ -25,6 +25,9 @@ ARTICLE = FIXTURES / "article.txt"
 MODELS = Path(os.environ.get("KAIZEN_MODELS", str(u.REPO_ROOT / "models")))
 SMOLLM = MODELS / "SmolLM2-135M-Instruct"
 QUESTION = "How much did the plant cost?"
+# candle's CPU workers spin at a barrier between operations: on a machine whose cores are busy
+# (the server, the test runner, other tests) one thread is several times faster than two.
+ONE_THREAD = {"RAYON_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +41,7 @@ def models_dir():
 
 @pytest.fixture
 def kaizen(kaizen_bin, models_dir, tmp_path):
-    env = dict(os.environ, KAIZEN_MODELS=str(models_dir), KAIZEN_HOME=str(tmp_path / "home"))
+    env = dict(os.environ, KAIZEN_MODELS=str(models_dir), KAIZEN_HOME=str(tmp_path / "home"), **ONE_THREAD)
 
     def run(*args, check=True):
         proc = subprocess.run([str(kaizen_bin), *args], capture_output=True, text=True, timeout=600, env=env)
@@ -68,32 +71,34 @@ def assert_abstract(summary: dict, source: str, model: str):
     assert summary["chunks"] >= 1 and summary["rounds"] >= 0 and summary["window_tokens"] > 0
 
 
-def test_smollm2_summarizes_the_article(kaizen):
-    text = ARTICLE.read_text()
-    out = json.loads(kaizen("summarize", "--file", str(ARTICLE), "--method", "abstractive", "--sentences", "2",
-                            "--json").stdout)
-    assert_abstract(out, text, "Smollm2 135M 8k Lc100K Mix1 Ep2")
-    assert out["chunks"] == 1 and out["rounds"] == 0
-    assert len(out["sentences"]) <= 2
-    # Greedy decoding: the same text gives the same summary.
-    again = json.loads(kaizen("summarize", "--file", str(ARTICLE), "--method", "abstractive", "--sentences", "2",
-                              "--json").stdout)
-    assert again == out
-    # Plain output: the summary's sentences.
-    plain = kaizen("summarize", "--file", str(ARTICLE), "--method", "abstractive", "--sentences", "2").stdout
-    assert plain.split() == " ".join(out["sentences"]).split()
+@pytest.fixture(scope="module")
+def article_summary(kaizen_bin, models_dir, tmp_path_factory):
+    """SmolLM2's summary of the article by the CLI, made once (a debug build takes a while)."""
+    env = dict(os.environ, KAIZEN_MODELS=str(models_dir), KAIZEN_HOME=str(tmp_path_factory.mktemp("home")),
+               **ONE_THREAD)
+    proc = subprocess.run([str(kaizen_bin), "summarize", "--file", str(ARTICLE), "--method", "abstractive",
+                           "--sentences", "2", "--json"], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
-def test_smollm2_chunks_a_text_ten_times_its_window(kaizen, tmp_path):
-    # The article is about 500 tokens; with a 256-token window, ten articles need chunks and rounds.
-    text = "\n\n".join([ARTICLE.read_text()] * 5)
+def test_smollm2_summarizes_the_article(article_summary):
+    assert_abstract(article_summary, ARTICLE.read_text(), "Smollm2 135M 8k Lc100K Mix1 Ep2")
+    assert article_summary["chunks"] == 1 and article_summary["rounds"] == 0
+    assert len(article_summary["sentences"]) <= 2
+
+
+def test_smollm2_chunks_a_long_text(kaizen, tmp_path):
+    # Two articles (about 1,100 tokens) in a 256-token window: chunks, then a reduce round. The
+    # text ten times a model's own context is test_t5_summarizes_and_chunks's.
+    text = "\n\n".join([ARTICLE.read_text()] * 2)
     path = tmp_path / "long.txt"
     path.write_text(text)
     out = json.loads(kaizen("summarize", "--file", str(path), "--method", "abstractive", "--window-tokens", "256",
-                            "--overlap-tokens", "32", "--max-tokens", "48", "--json").stdout)
+                            "--max-tokens", "24", "--json").stdout)
     assert_abstract(out, text, "Smollm2 135M 8k Lc100K Mix1 Ep2")
     assert out["window_tokens"] == 256
-    assert out["chunks"] >= 10, out
+    assert out["chunks"] >= 4, out
     assert out["rounds"] >= 1, out
 
 
@@ -105,6 +110,12 @@ def test_t5_summarizes_and_chunks(kaizen, t5_dir, tmp_path):
     # The window is the model's own input length (n_positions = 64): the article needs chunks.
     assert out["window_tokens"] == 64
     assert out["chunks"] >= 2
+    # Greedy decoding: the same text gives the same summary; plain output is its sentences.
+    again = json.loads(kaizen("summarize", "--file", str(ARTICLE), "--method", "abstractive", "--model",
+                              str(t5_dir), "--json").stdout)
+    assert again == out
+    plain = kaizen("summarize", "--file", str(ARTICLE), "--method", "abstractive", "--model", str(t5_dir)).stdout
+    assert plain.split() == " ".join(out["sentences"]).split()
     # Ten times the window and more: chunked, reduced, still shorter than the input.
     long_text = " ".join([text] * 2)
     path = tmp_path / "long.txt"
@@ -151,12 +162,13 @@ def test_ask_local(kaizen, t5_dir):
 @pytest.fixture
 def server(kaizen_bin, models_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("KAIZEN_MODELS", str(models_dir))
+    monkeypatch.setenv("RAYON_NUM_THREADS", "1")
     srv = u.start_server("sqlite", u.sqlite_uri(tmp_path / "kaizen.db"), tmp_path / "server", kind="kaizen")
     yield srv
     srv.stop()
 
 
-def test_http_abstractive_and_local(server, kaizen):
+def test_http_abstractive_and_local(server, article_summary):
     text = ARTICLE.read_text()
 
     def post(route, body):
@@ -166,9 +178,8 @@ def test_http_abstractive_and_local(server, kaizen):
     assert r.status_code == 200, r.text
     summary = r.json()
     assert_abstract(summary, text, "Smollm2 135M 8k Lc100K Mix1 Ep2")
-    cli = json.loads(kaizen("summarize", "--file", str(ARTICLE), "--method", "abstractive", "--sentences", "2",
-                            "--json").stdout)
-    assert summary == cli
+    # Greedy: the server writes what the CLI wrote.
+    assert summary == article_summary
 
     r = post("/v1/ask", {"text": text, "question": QUESTION, "provider": "local"})
     assert r.status_code == 200, r.text

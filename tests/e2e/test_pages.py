@@ -29,6 +29,8 @@ def server(kaizen_bin, tmp_path, monkeypatch, web):
         if not needed.is_file():
             pytest.fail(f"{needed} is missing: run scripts/setup.sh", pytrace=False)
     monkeypatch.setenv("KAIZEN_MODELS", str(MODELS))
+    # The local LLM's CPU workers spin at barriers; with Chromium busy, one thread is faster.
+    monkeypatch.setenv("RAYON_NUM_THREADS", "1")
     monkeypatch.setenv("KAIZEN_WIKI_API", f"{web.url}/w/api.php")
     srv = u.start_server("sqlite", u.sqlite_uri(tmp_path / "kaizen.db"), tmp_path / "server",
                          kind="kaizen", extra_args=["--allow-fetch"])

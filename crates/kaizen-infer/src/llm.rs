@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::quantized::gguf_file;
+use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::LogitsProcessor;
 use candle_transformers::models::quantized_llama::ModelWeights;
@@ -215,7 +215,7 @@ impl Llm {
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default()
             });
-        let weights = ModelWeights::from_gguf(content, &mut reader, &device)
+        let weights = load_weights(content, &mut reader, &device)
             .map_err(|e| invalid(format!("cannot load the weights: {e}")))?;
         Ok(Llm {
             weights,
@@ -370,6 +370,53 @@ impl Llm {
             generate_seconds,
         })
     }
+}
+
+/// Quantizations that candle multiplies with scalar code only: their weights are repacked to
+/// Q8_0, which has AVX2 (and NEON) kernels. Q8_0 holds every value of a 4- or 5-bit block to
+/// within 1/254 of the block's largest, so the model is the file's model; it takes about 1.7
+/// times the memory of Q4_1 and generates several times faster.
+fn repacked(dtype: GgmlDType) -> bool {
+    matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
+}
+
+/// The model's weights, with the tensors of [`repacked`] types requantized to Q8_0 first.
+fn load_weights<R: std::io::Read + std::io::Seek>(
+    content: gguf_file::Content,
+    reader: &mut R,
+    device: &Device,
+) -> candle_core::Result<ModelWeights> {
+    let slow = content.tensor_infos.values().any(|t| {
+        repacked(t.ggml_dtype) && t.shape.dims().last().is_some_and(|d| d % 32 == 0)
+    });
+    if !slow {
+        return ModelWeights::from_gguf(content, reader, device);
+    }
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort();
+    let mut tensors = Vec::with_capacity(names.len());
+    for name in names {
+        let tensor = content.tensor(reader, name, device)?;
+        let fits = tensor.shape().dims().last().is_some_and(|d| d % 32 == 0);
+        let tensor = if repacked(tensor.dtype()) && fits {
+            QTensor::quantize(&tensor.dequantize(device)?, GgmlDType::Q8_0)?
+        } else {
+            tensor
+        };
+        tensors.push((name.as_str(), tensor));
+    }
+    let metadata: Vec<(&str, &gguf_file::Value)> = content
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
+    let mut buffer = std::io::Cursor::new(Vec::new());
+    gguf_file::write(&mut buffer, &metadata, &refs)?;
+    drop(tensors);
+    buffer.set_position(0);
+    let repacked_content = gguf_file::Content::read(&mut buffer)?;
+    ModelWeights::from_gguf(repacked_content, &mut buffer, device)
 }
 
 /// The GGUF file at `path`: the file itself, or the only `.gguf` file in a directory.
