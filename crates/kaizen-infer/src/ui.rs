@@ -1,5 +1,5 @@
-//! A web page per task, in the spirit of a Gradio demo: paste a text (or name a page), press
-//! Run, see the result and how long the server took. One self-contained HTML file (no assets,
+//! A web page per task, in the spirit of a Gradio demo: paste a text (or name a page, or
+//! upload a WAV file), press Run, see the result and how long the server took. One self-contained HTML file (no assets,
 //! no build step) that calls the task's `/v1/...` route; `kaizen server` serves it at
 //! `/app/{task}`.
 
@@ -31,6 +31,11 @@ const TASKS: &[(&str, &str, &str)] = &[
         "embed",
         "Embeddings",
         "Sentence embeddings of each line, and how similar the lines are (cosine).",
+    ),
+    (
+        "transcribe",
+        "Transcribe",
+        "Speech to text with Whisper (tiny.en): upload a WAV file, get the text and its timed segments.",
     ),
 ];
 
