@@ -164,7 +164,7 @@ pub fn resample(input: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
     }
     if pos < input.len() {
         let (_, written) = resampler
-            .process_partial_into_buffer(Some(&[&input[pos..]]), &mut buffer, None)
+            .process_partial_into_buffer(Some(&[&input[pos..]][..]), &mut buffer, None)
             .map_err(|e| engine(&e))?;
         out.extend_from_slice(&buffer[0][..written]);
     }

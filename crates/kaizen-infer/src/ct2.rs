@@ -390,7 +390,7 @@ pub fn import_whisper(src: &Path, out: &Path) -> Result<ImportSummary> {
             if model.spec.is_empty() {
                 "spec-less (binary version 1)"
             } else {
-                &model.spec
+                model.spec.as_str()
             }
         )));
     }

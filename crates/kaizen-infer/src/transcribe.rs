@@ -139,7 +139,7 @@ impl Transcriber {
             eot: need(m::EOT_TOKEN)?,
             no_timestamps,
             timestamp_begin: no_timestamps + 1,
-            no_speech: m::NO_SPEECH_TOKENS.iter().find_map(|t| token(t)),
+            no_speech: m::NO_SPEECH_TOKENS.iter().find_map(|&t| token(t)),
         };
         if specials.timestamp_begin as usize >= config.vocab_size {
             return Err(invalid(
