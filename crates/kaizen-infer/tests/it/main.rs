@@ -12,6 +12,7 @@ use http_body_util::BodyExt;
 use kaizen_infer::{Embedder, InferConfig, InferState, Method, router, summarize};
 
 mod ask;
+mod transcribe;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -57,6 +58,7 @@ fn config(model: PathBuf, text_data: PathBuf) -> InferConfig {
     InferConfig {
         embed_model: model,
         text_data,
+        transcribe_model: PathBuf::from("/nonexistent/whisper"),
         wiki_api: kaizen_infer::DEFAULT_WIKI_API.to_string(),
         allow_fetch: false,
         llm_base_url: None,
