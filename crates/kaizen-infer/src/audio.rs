@@ -147,8 +147,8 @@ pub fn resample(input: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
     let engine = |e: &dyn std::fmt::Display| {
         InferError::InvalidInput(format!("cannot resample from {from} Hz to {to} Hz: {e}"))
     };
-    let mut resampler = FftFixedIn::<f32>::new(from as usize, to as usize, 1024, 2, 1)
-        .map_err(|e| engine(&e))?;
+    let mut resampler =
+        FftFixedIn::<f32>::new(from as usize, to as usize, 1024, 2, 1).map_err(|e| engine(&e))?;
     let expected = (input.len() as u64 * to as u64).div_ceil(from as u64) as usize;
     let delay = resampler.output_delay();
     let mut out = Vec::with_capacity(expected + delay + 2048);
@@ -239,7 +239,10 @@ pub fn mel_filters(sample_rate: u32, n_fft: usize, n_mels: usize) -> Vec<f32> {
 mod tests {
     use super::*;
 
-    fn wav(spec: hound::WavSpec, write: impl FnOnce(&mut hound::WavWriter<&mut std::io::Cursor<Vec<u8>>>)) -> Vec<u8> {
+    fn wav(
+        spec: hound::WavSpec,
+        write: impl FnOnce(&mut hound::WavWriter<&mut std::io::Cursor<Vec<u8>>>),
+    ) -> Vec<u8> {
         let mut cursor = std::io::Cursor::new(Vec::new());
         {
             let mut writer = hound::WavWriter::new(&mut cursor, spec).unwrap();
@@ -322,7 +325,10 @@ mod tests {
             .fold(0f32, f32::max);
         assert!(worst < 0.01, "largest deviation {worst}");
         // Identity at the target rate.
-        assert_eq!(resample(&tone[..10], 16_000, 16_000).unwrap(), tone[..10].to_vec());
+        assert_eq!(
+            resample(&tone[..10], 16_000, 16_000).unwrap(),
+            tone[..10].to_vec()
+        );
     }
 
     #[test]

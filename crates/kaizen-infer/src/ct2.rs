@@ -181,7 +181,9 @@ impl Ct2Model {
                 let alias = r.string("an alias")?;
                 let target = r.string("an alias target")?;
                 if !variables.contains_key(&target) {
-                    return Err(format!("alias `{alias}` names `{target}`, which is not stored"));
+                    return Err(format!(
+                        "alias `{alias}` names `{target}`, which is not stored"
+                    ));
                 }
                 aliases.insert(alias, target);
             }
@@ -290,10 +292,12 @@ impl Ct2Model {
         let var = self
             .get(name)
             .ok_or_else(|| format!("variable `{name}` is missing"))?;
-        var.shape
-            .get(axis)
-            .copied()
-            .ok_or_else(|| format!("variable `{name}` of shape {:?} has no axis {axis}", var.shape))
+        var.shape.get(axis).copied().ok_or_else(|| {
+            format!(
+                "variable `{name}` of shape {:?} has no axis {axis}",
+                var.shape
+            )
+        })
     }
 }
 
@@ -540,8 +544,16 @@ fn whisper_tensors(model: &Ct2Model) -> std::result::Result<HashMap<String, Tens
             &format!("{from}/self_attention/layer_norm"),
             &format!("{to}.self_attn_layer_norm"),
         )?;
-        linear(&mut put, &format!("{from}/ffn/linear_0"), &format!("{to}.fc1"))?;
-        linear(&mut put, &format!("{from}/ffn/linear_1"), &format!("{to}.fc2"))?;
+        linear(
+            &mut put,
+            &format!("{from}/ffn/linear_0"),
+            &format!("{to}.fc1"),
+        )?;
+        linear(
+            &mut put,
+            &format!("{from}/ffn/linear_1"),
+            &format!("{to}.fc2"),
+        )?;
         norm(
             &mut put,
             &format!("{from}/ffn/layer_norm"),
@@ -598,8 +610,16 @@ fn whisper_tensors(model: &Ct2Model) -> std::result::Result<HashMap<String, Tens
             &format!("{from}/attention/layer_norm"),
             &format!("{to}.encoder_attn_layer_norm"),
         )?;
-        linear(&mut put, &format!("{from}/ffn/linear_0"), &format!("{to}.fc1"))?;
-        linear(&mut put, &format!("{from}/ffn/linear_1"), &format!("{to}.fc2"))?;
+        linear(
+            &mut put,
+            &format!("{from}/ffn/linear_0"),
+            &format!("{to}.fc1"),
+        )?;
+        linear(
+            &mut put,
+            &format!("{from}/ffn/linear_1"),
+            &format!("{to}.fc2"),
+        )?;
         norm(
             &mut put,
             &format!("{from}/ffn/layer_norm"),
@@ -841,13 +861,15 @@ mod tests {
         let model = Ct2Model::parse(&w.0).unwrap();
 
         let tensors = whisper_tensors(&model).unwrap();
-        let get = |name: &str| -> Vec<f32> {
-            tensors[name].flatten_all().unwrap().to_vec1().unwrap()
-        };
+        let get =
+            |name: &str| -> Vec<f32> { tensors[name].flatten_all().unwrap().to_vec1().unwrap() };
         let attn = "model.encoder.layers.0.self_attn";
         assert_eq!(get(&format!("{attn}.q_proj.weight")), [0.0, 1.0, 2.0, 3.0]);
         assert_eq!(get(&format!("{attn}.k_proj.weight")), [4.0, 5.0, 6.0, 7.0]);
-        assert_eq!(get(&format!("{attn}.v_proj.weight")), [8.0, 9.0, 10.0, 11.0]);
+        assert_eq!(
+            get(&format!("{attn}.v_proj.weight")),
+            [8.0, 9.0, 10.0, 11.0]
+        );
         assert_eq!(get(&format!("{attn}.q_proj.bias")), [0.0, 1.0]);
         assert_eq!(get(&format!("{attn}.v_proj.bias")), [4.0, 5.0]);
         assert!(!tensors.contains_key(&format!("{attn}.k_proj.bias")));

