@@ -114,7 +114,7 @@ pub fn decode_wav(bytes: &[u8]) -> Result<Audio> {
 
 fn not_wav(e: hound::Error) -> InferError {
     match e {
-        hound::Error::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+        hound::Error::IoError(e) if is_short_read(&e) => {
             InferError::invalid("the WAV file is truncated: it ends inside its header")
         }
         hound::Error::FormatError(reason) => InferError::invalid(format!(
@@ -128,9 +128,15 @@ fn not_wav(e: hound::Error) -> InferError {
     }
 }
 
+/// hound reports a file that ends early as `UnexpectedEof` or as its own "Failed to read
+/// enough bytes."
+fn is_short_read(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::UnexpectedEof || e.to_string().contains("enough bytes")
+}
+
 fn bad_samples(e: hound::Error) -> InferError {
     match e {
-        hound::Error::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+        hound::Error::IoError(e) if is_short_read(&e) => {
             InferError::invalid("the WAV file is truncated: its data ends early")
         }
         other => InferError::invalid(format!("cannot read the WAV samples: {other}")),
