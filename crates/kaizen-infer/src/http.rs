@@ -1,8 +1,8 @@
 //! The HTTP face of pretrained models: `POST /v1/embed`, `/v1/summarize`, `/v1/ask`,
-//! `/v1/sentiment`, `/v1/phrases` and `/v1/transcribe` as a router that `kaizen server` mounts beside the tracking
-//! API. Each model (or data set) is loaded on the first request that needs it and shared;
-//! inference runs on the blocking pool. Errors use MLflow's `{"error_code", "message"}` shape,
-//! and a caller's mistake is never a 5xx.
+//! `/v1/sentiment`, `/v1/phrases` and `/v1/transcribe` as a router that `kaizen server` mounts
+//! beside the tracking API. Each model (or data set) is loaded on the first request that needs it
+//! and shared; inference runs on the blocking pool. Errors use MLflow's `{"error_code",
+//! "message"}` shape, and a caller's mistake is never a 5xx.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -119,6 +119,7 @@ impl InferState {
             .await
             .cloned()
     }
+
     /// The Whisper model, loaded on first use (like the embedding model).
     async fn transcriber(&self) -> Result<Arc<Transcriber>, ApiError> {
         self.transcriber
