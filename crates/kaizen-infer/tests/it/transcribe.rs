@@ -47,11 +47,21 @@ async fn post_audio(
     )
 }
 
+/// Query, content type, body; the status, error code and a part of the message answered.
+type Case = (
+    &'static str,
+    &'static str,
+    Vec<u8>,
+    StatusCode,
+    &'static str,
+    &'static str,
+);
+
 #[tokio::test]
 async fn http_transcribe_errors_in_mlflow_shape() {
     let app = app(PathBuf::from("/nonexistent/model"));
     let tone = wav(&[0.1; 8000], 8000);
-    let cases: [(&str, &str, Vec<u8>, StatusCode, &str, &str); 6] = [
+    let cases: [Case; 6] = [
         (
             "",
             "audio/wav",
