@@ -4,9 +4,14 @@
 //
 //   node pages.mjs BASE_URL WEB_URL      (CHROMIUM names the browser; /usr/bin/chromium)
 //
+// SPEECH_WAV names a WAV file of the spoken fixture garden.txt for the transcription page.
+//
 // Exits 0 when every check passes; prints each check, and the first failure with a screenshot
 // saved under $SCREENSHOTS (default: the working directory).
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
 
 const [base, web] = process.argv.slice(2);
@@ -144,6 +149,31 @@ const checks = {
     assert.equal(cells.length, 3);
     assert.ok(Math.abs(cells[0][0] - 1) < 1e-3);
     assert.ok(cells[0][1] > cells[0][2] + 0.3, `similar sentences should be closer: ${cells[0]}`);
+  },
+  async "transcript of an uploaded WAV file"() {
+    const wav = process.env.SPEECH_WAV;
+    assert.ok(wav, "SPEECH_WAV names no WAV file");
+    await open("transcribe");
+    await page.setInputFiles("#audio", wav);
+    await page.check("#summarize");
+    await page.fill("#sentences", "1");
+    await run();
+    await latency();
+    const text = await page.textContent("#transcript");
+    assert.match(text, /grandmother kept a small garden/i);
+    const rows = await page.$$eval("#segments tr", (rows) => rows.slice(1).map((r) =>
+      [...r.querySelectorAll("td")].map((td) => td.textContent)));
+    assert.ok(rows.length >= 1, "no segments shown");
+    for (const [start, end] of rows) assert.ok(Number(start) <= Number(end), `${start} > ${end}`);
+    assert.equal(await page.$$eval("#summary-out li", (items) => items.length), 1);
+  },
+  async "a file that is not a WAV gets a clear message"() {
+    const notes = join(tmpdir(), "kaizen-pages-notes.txt");
+    writeFileSync(notes, "These are meeting notes, not audio.\n");
+    await open("transcribe");
+    await page.setInputFiles("#audio", notes);
+    await run();
+    assert.match(await errorText(), /not a WAV file/);
   },
 };
 

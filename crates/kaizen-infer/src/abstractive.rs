@@ -64,7 +64,7 @@ pub struct Abstract {
     pub model: String,
     /// Chunks of the input summarized in the map step (1: the text fit one window).
     pub chunks: usize,
-    /// Reduce rounds after the map step.
+    /// Reduce rounds after the map step (each a summary of summaries; 0 when the text fit).
     pub rounds: usize,
     /// The input window in tokens.
     pub window_tokens: usize,
@@ -222,6 +222,9 @@ pub fn summarize_abstractive(
             let written = writer.write(&current, options.sentences, limit)?;
             if chunks_in_map == 0 {
                 chunks_in_map = 1;
+            } else {
+                // The summary of the chunks' summaries is a reduce round too.
+                rounds += 1;
             }
             let summary = first_sentences(&written, options.sentences);
             if summary.is_empty() {
@@ -247,6 +250,7 @@ pub fn summarize_abstractive(
         if chunks_in_map == 0 {
             chunks_in_map = chunks.len();
         } else {
+            // The chunks' summaries did not fit one window: summarized in chunks again.
             rounds += 1;
         }
         tracing::debug!(chunks = chunks.len(), tokens, "summarizing chunks");

@@ -1,8 +1,8 @@
 //! The HTTP face of pretrained models: `POST /v1/embed`, `/v1/summarize`, `/v1/ask`,
-//! `/v1/sentiment` and `/v1/phrases` as a router that `kaizen server` mounts beside the tracking
-//! API. Each model (or data set) is loaded on the first request that needs it and shared;
-//! inference runs on the blocking pool. Errors use MLflow's `{"error_code", "message"}` shape,
-//! and a caller's mistake is never a 5xx.
+//! `/v1/sentiment`, `/v1/phrases` and `/v1/transcribe` as a router that `kaizen server` mounts
+//! beside the tracking API. Each model (or data set) is loaded on the first request that needs it
+//! and shared; inference runs on the blocking pool. Errors use MLflow's `{"error_code",
+//! "message"}` shape, and a caller's mistake is never a 5xx.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,23 +10,27 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::OnceCell;
 
-use crate::Embedder;
 use crate::abstractive::{AbstractiveOptions, Writer};
 use crate::ask::{self, OpenAi, Provider};
 use crate::error::{ErrorKind, InferError};
 use crate::source::Source;
 use crate::summarize::{Method, summarize, summarize_abstractive};
+use crate::transcribe::{Transcriber, summarize_transcript};
+use crate::{Embedder, audio};
 
 /// The largest request body, in bytes.
 const MAX_BODY: usize = 16 * 1024 * 1024;
+/// The largest WAV body of `/v1/transcribe`, in bytes (about 17 minutes of 16 kHz 16-bit mono).
+const MAX_AUDIO_BODY: usize = 32 * 1024 * 1024;
 /// The most texts one `/v1/embed` request may carry.
 const MAX_TEXTS: usize = 4096;
 
@@ -40,6 +44,8 @@ pub struct InferConfig {
     /// The model that writes: abstractive summaries and `{"provider": "local"}` answers. A GGUF
     /// instruct LLM (a file, or a directory with one) or a T5 model directory.
     pub local_model: PathBuf,
+    /// The Whisper model directory (Hugging Face layout) of `/v1/transcribe`.
+    pub transcribe_model: PathBuf,
     /// The MediaWiki API that `{"wiki": TITLE}` reads.
     pub wiki_api: String,
     /// Whether `{"url": ...}` and `{"wiki": ...}` may make the server fetch pages. Off, a
@@ -63,6 +69,7 @@ impl std::fmt::Debug for InferConfig {
             .field("embed_model", &self.embed_model)
             .field("text_data", &self.text_data)
             .field("local_model", &self.local_model)
+            .field("transcribe_model", &self.transcribe_model)
             .field("wiki_api", &self.wiki_api)
             .field("allow_fetch", &self.allow_fetch)
             .field("llm_base_url", &self.llm_base_url)
@@ -80,6 +87,7 @@ pub struct InferState {
     lexicon: Arc<OnceCell<Arc<kaizen_text::Lexicon>>>,
     tagger: Arc<OnceCell<Arc<kaizen_text::Tagger>>>,
     writer: Arc<OnceCell<Arc<Writer>>>,
+    transcriber: Arc<OnceCell<Arc<Transcriber>>>,
 }
 
 impl InferState {
@@ -90,6 +98,7 @@ impl InferState {
             lexicon: Arc::new(OnceCell::new()),
             tagger: Arc::new(OnceCell::new()),
             writer: Arc::new(OnceCell::new()),
+            transcriber: Arc::new(OnceCell::new()),
         }
     }
 
@@ -143,6 +152,32 @@ impl InferState {
             .await
             .cloned()
     }
+
+    /// The Whisper model, loaded on first use (like the embedding model).
+    async fn transcriber(&self) -> Result<Arc<Transcriber>, ApiError> {
+        self.transcriber
+            .get_or_try_init(|| async {
+                let dir = self.config.transcribe_model.clone();
+                let loaded = tokio::task::spawn_blocking(move || Transcriber::load(&dir))
+                    .await
+                    .map_err(|e| ApiError::internal(&e))?;
+                match loaded {
+                    Ok(model) => Ok(Arc::new(model)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot load the speech model");
+                        Err(ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "TEMPORARILY_UNAVAILABLE",
+                            "the speech model (Whisper) is not installed on this server (see \
+                             the server log; docs/pretrained.md says how to get it)",
+                        ))
+                    }
+                }
+            })
+            .await
+            .cloned()
+    }
+
     /// The sentiment lexicon, loaded on first use (like the embedding model).
     async fn lexicon(&self) -> Result<Arc<kaizen_text::Lexicon>, ApiError> {
         let dir = self.config.text_data.clone();
@@ -240,8 +275,8 @@ async fn load_text_data<T: Send + 'static>(
     }
 }
 
-/// `POST /v1/embed`, `/v1/summarize`, `/v1/ask`, `/v1/sentiment` and `/v1/phrases`, and
-/// their pages under `/app`.
+/// `POST /v1/embed`, `/v1/summarize`, `/v1/ask`, `/v1/sentiment`, `/v1/phrases` and
+/// `/v1/transcribe`, and their pages under `/app`.
 pub fn router(state: InferState) -> Router {
     Router::new()
         .route("/v1/embed", post(embed))
@@ -249,6 +284,10 @@ pub fn router(state: InferState) -> Router {
         .route("/v1/ask", post(ask_route))
         .route("/v1/sentiment", post(sentiment_route))
         .route("/v1/phrases", post(phrases_route))
+        .route(
+            "/v1/transcribe",
+            post(transcribe_route).layer(DefaultBodyLimit::max(MAX_AUDIO_BODY)),
+        )
         .route("/app", get(crate::ui::index))
         .route("/app/{task}", get(crate::ui::page))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -320,23 +359,28 @@ impl IntoResponse for ApiError {
 fn parse_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "REQUEST_LIMIT_EXCEEDED",
-                format!("the request body is larger than {MAX_BODY} bytes"),
-            )
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_REQUEST", e.body_text())
-        }
-    })?;
+    let body = body_bytes(body, MAX_BODY)?;
     serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "MALFORMED_REQUEST",
             format!("the request body is not the expected JSON: {e}"),
         )
+    })
+}
+
+/// The body, or the error for one over `limit` bytes or one that could not be read.
+fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "REQUEST_LIMIT_EXCEEDED",
+                format!("the request body is larger than {limit} bytes"),
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_REQUEST", e.body_text())
+        }
     })
 }
 
@@ -601,4 +645,60 @@ async fn phrases_route(
         .await
         .map_err(|e| ApiError::internal(&e))?;
     Ok(axum::Json(json!({ "phrases": phrases })).into_response())
+}
+
+/// The query of `/v1/transcribe`; the body is the WAV file itself.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TranscribeQuery {
+    #[serde(default)]
+    summarize: bool,
+    #[serde(default = "default_sentences")]
+    sentences: usize,
+}
+
+/// `POST /v1/transcribe[?summarize=true&sentences=N]` with a WAV file as the body
+/// (`Content-Type: audio/wav`): the transcript with timed segments, and with `summarize` an
+/// extractive summary of it.
+async fn transcribe_route(
+    State(state): State<InferState>,
+    query: Result<Query<TranscribeQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type.starts_with("multipart/") || content_type.starts_with("application/json") {
+        return Err(ApiError::invalid(format!(
+            "send the WAV file itself as the body (Content-Type: audio/wav), not {content_type}"
+        )));
+    }
+    if query.summarize && query.sentences == 0 {
+        return Err(ApiError::invalid("`sentences` must be at least 1"));
+    }
+    let body = body_bytes(body, MAX_AUDIO_BODY)?;
+    // The audio is checked before any model is loaded: a bad file is the caller's 400 even on
+    // a server without the model.
+    let audio = tokio::task::spawn_blocking(move || audio::decode_wav(&body))
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
+    let transcriber = state.transcriber().await?;
+    let transcript = tokio::task::spawn_blocking(move || transcriber.transcribe(&audio))
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
+    let mut answer = serde_json::to_value(&transcript).map_err(|e| ApiError::internal(&e))?;
+    if query.summarize {
+        let embedder = state.embedder().await?;
+        let n = query.sentences;
+        let text = transcript.text;
+        let summary =
+            tokio::task::spawn_blocking(move || summarize_transcript(&embedder, &text, n))
+                .await
+                .map_err(|e| ApiError::internal(&e))??;
+        answer["summary"] = serde_json::to_value(summary).map_err(|e| ApiError::internal(&e))?;
+    }
+    Ok(axum::Json(answer).into_response())
 }

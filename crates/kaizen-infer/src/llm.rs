@@ -386,9 +386,10 @@ fn load_weights<R: std::io::Read + std::io::Seek>(
     reader: &mut R,
     device: &Device,
 ) -> candle_core::Result<ModelWeights> {
-    let slow = content.tensor_infos.values().any(|t| {
-        repacked(t.ggml_dtype) && t.shape.dims().last().is_some_and(|d| d % 32 == 0)
-    });
+    let slow = content
+        .tensor_infos
+        .values()
+        .any(|t| repacked(t.ggml_dtype) && t.shape.dims().last().is_some_and(|d| d % 32 == 0));
     if !slow {
         return ModelWeights::from_gguf(content, reader, device);
     }

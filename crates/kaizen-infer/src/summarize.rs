@@ -75,8 +75,13 @@ pub fn summarize_abstractive(
     options: &AbstractiveOptions,
 ) -> Result<Summary> {
     let written = crate::abstractive::summarize_abstractive(writer, text, options)?;
+    let mut sentences = split_sentences(&written.summary);
+    if sentences.is_empty() {
+        // Written text without sentence punctuation is one sentence.
+        sentences.push(written.summary.clone());
+    }
     Ok(Summary {
-        sentences: split_sentences(&written.summary),
+        sentences,
         summary: written.summary,
         method: Method::Abstractive,
         model: written.model,

@@ -1,7 +1,7 @@
-//! A web page per task, in the spirit of a Gradio demo: paste a text (or name a page), press
-//! Run, see the result and how long the server took. One self-contained HTML file (no assets,
-//! no build step) that calls the task's `/v1/...` route; `kaizen server` serves it at
-//! `/app/{task}`.
+//! A web page per task, in the spirit of a Gradio demo: paste a text (or name a page, or
+//! upload a WAV file), press Run, see the result and how long the server took. One
+//! self-contained HTML file (no assets, no build step) that calls the task's `/v1/...` route;
+//! `kaizen server` serves it at `/app/{task}`.
 
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
@@ -38,6 +38,11 @@ const TASKS: &[(&str, &str, &str)] = &[
         "Ask",
         "An answer from the passages of the text closest to the question: the closest \
          sentence, or written by the local LLM from those passages.",
+    ),
+    (
+        "transcribe",
+        "Transcribe",
+        "Speech to text with Whisper tiny.en: a WAV file's text and its timed segments.",
     ),
 ];
 

@@ -92,6 +92,9 @@ pub enum Command {
     Sentiment(TextTaskArgs),
     /// Noun phrases of a text, file, web page or Wikipedia article.
     Phrases(TextTaskArgs),
+    /// Speech to text: transcribe a WAV file with Whisper (whisper-tiny.en by default), with
+    /// timed segments and, optionally, a summary.
+    Transcribe(TranscribeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -497,6 +500,56 @@ pub enum ModelsCommand {
         tracking: TrackingArgs,
         name: String,
     },
+    /// Convert a pretrained model from another format into Hugging Face layout (config.json,
+    /// model.safetensors, tokenizer.json), which kaizen's pretrained-model commands load.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The source format: `ctranslate2` (a CTranslate2 Whisper model, faster-whisper's
+    /// format: model.bin, config.json, tokenizer.json).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub from: ImportFormat,
+    /// The directory of the source model.
+    pub src: std::path::PathBuf,
+    /// The directory to write (created if needed; files in it are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out: std::path::PathBuf,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ImportFormat {
+    /// CTranslate2's model.bin (faster-whisper).
+    Ctranslate2,
+}
+
+#[derive(Debug, Args)]
+pub struct TranscribeArgs {
+    /// The audio: a WAV file (8- to 32-bit integer or 32-bit float PCM, any rate, any number
+    /// of channels).
+    pub file: std::path::PathBuf,
+    /// The Whisper model: a directory in Hugging Face layout, or a name under the models
+    /// directory (default: whisper-tiny.en under `$KAIZEN_MODELS`).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<std::path::PathBuf>,
+    /// Also summarize the transcript in a few of its own sentences (extractive, with the
+    /// embedding model of `kaizen summarize`).
+    #[arg(long)]
+    pub summarize: bool,
+    /// The most sentences in the summary.
+    #[arg(long, default_value_t = 3, requires = "summarize")]
+    pub sentences: usize,
+    /// The embedding model of the summary: a directory, or a name under the models directory.
+    #[arg(long, value_name = "DIR", requires = "summarize")]
+    pub embed_model: Option<std::path::PathBuf>,
+    /// Print `{"text", "segments", "model", "audio_seconds"}` (and `"summary"`) as JSON instead
+    /// of one line per segment.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

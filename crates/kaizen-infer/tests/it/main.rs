@@ -13,6 +13,7 @@ use kaizen_infer::{Embedder, InferConfig, InferState, router, summarize};
 
 mod ask;
 mod llm;
+mod transcribe;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -59,6 +60,7 @@ fn config(model: PathBuf, text_data: PathBuf) -> InferConfig {
         embed_model: model,
         text_data,
         local_model: PathBuf::from("/nonexistent/llm"),
+        transcribe_model: PathBuf::from("/nonexistent/whisper"),
         wiki_api: kaizen_infer::DEFAULT_WIKI_API.to_string(),
         allow_fetch: false,
         llm_base_url: None,

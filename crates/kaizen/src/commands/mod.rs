@@ -19,6 +19,7 @@ mod server;
 mod serving_loop;
 mod sql;
 mod train;
+pub(crate) mod transcribe;
 
 use std::process::ExitCode;
 
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Ask(args) => pretrained::ask(args).await,
             Command::Sentiment(args) => pretrained::sentiment(args).await,
             Command::Phrases(args) => pretrained::phrases(args).await,
+            Command::Transcribe(args) => transcribe::run(args).await,
         }
     })
 }

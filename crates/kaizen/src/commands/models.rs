@@ -1,4 +1,4 @@
-//! `kaizen models`: list, show, versions, alias, history.
+//! `kaizen models`: list, show, versions, alias, history (and `import`, in `transcribe.rs`).
 
 use std::process::ExitCode;
 
@@ -10,6 +10,7 @@ use crate::printer;
 
 pub async fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        ModelsCommand::Import(args) => return super::transcribe::import(args).await,
         ModelsCommand::List { tracking, filter } => {
             let client = super::connect(&tracking).await?;
             let models = client.list_registered_models(&filter).await?;

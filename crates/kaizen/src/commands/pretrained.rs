@@ -407,7 +407,7 @@ fn text_error(e: kaizen_text::TextError) -> anyhow::Error {
 
 /// `--model` as given (a directory, or a name under the models directory), else the default
 /// model under the models directory.
-fn model_dir(model: Option<&Path>) -> PathBuf {
+pub(crate) fn model_dir(model: Option<&Path>) -> PathBuf {
     match model {
         Some(m) if m.components().count() == 1 && !m.exists() => settings::models_dir().join(m),
         Some(m) => m.to_path_buf(),
@@ -442,7 +442,7 @@ fn load_writer(path: &Path) -> anyhow::Result<Writer> {
     })
 }
 
-fn load(dir: &Path) -> anyhow::Result<Embedder> {
+pub(crate) fn load(dir: &Path) -> anyhow::Result<Embedder> {
     Embedder::load(dir).map_err(|e| match e {
         InferError::ModelNotFound { dir, .. } => kaizen_core::Error::not_found(format!(
             "no embedding model at `{}`\nhint: `scripts/setup.sh` installs {DEFAULT_EMBED_MODEL} \
@@ -476,13 +476,13 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
     })
 }
 
-fn invalid(message: impl Into<String>) -> anyhow::Error {
+pub(crate) fn invalid(message: impl Into<String>) -> anyhow::Error {
     kaizen_core::Error::invalid(message.into()).into()
 }
 
 /// An inference error as the domain error whose kind picks the exit code: 2 for failures of the
 /// engine, 1 for everything the user can fix (including a method not built yet).
-fn domain(e: InferError) -> anyhow::Error {
+pub(crate) fn domain(e: InferError) -> anyhow::Error {
     let message = e.to_string();
     let error = match e.kind() {
         kaizen_infer::ErrorKind::NotFound => kaizen_core::Error::not_found(message),
@@ -501,6 +501,7 @@ pub(crate) fn infer_config(allow_fetch: bool) -> kaizen_infer::InferConfig {
         embed_model: settings::models_dir().join(DEFAULT_EMBED_MODEL),
         local_model: settings::models_dir().join(DEFAULT_LOCAL_MODEL),
         text_data: settings::models_dir().join(TEXT_DATA),
+        transcribe_model: settings::models_dir().join(super::transcribe::DEFAULT_MODEL),
         wiki_api: std::env::var(settings::ENV_WIKI_API)
             .ok()
             .filter(|u| !u.is_empty())
