@@ -245,7 +245,7 @@ def test_bad_input_is_refused_clearly(kaizen, llm):
     assert_fails(ask("--context", str(ARTICLE), "--question", QUESTION, "--provider", "magic"), "magic")
     assert_fails(ask("--context", str(ARTICLE), "--question", QUESTION, "--provider", "openai",
                      "--base-url", llm.url), "--model")
-    assert_fails(ask("--context", str(ARTICLE), "--question", QUESTION, "--model", "tiny-llm"), "--provider openai")
+    assert_fails(ask("--context", str(ARTICLE), "--question", QUESTION, "--model", "tiny-llm"), "the openai and local providers")
     assert_fails(ask("--context", str(ARTICLE), "--question", QUESTION, "--top-k", "0"), "--top-k")
     assert_fails(ask("--context", "/nonexistent/context.txt", "--question", QUESTION), "context.txt")
     # Nothing reached the provider.
