@@ -85,7 +85,7 @@ fn chunks_of_a_long_text_fit_the_model_window() {
             .join("../../tests/fixtures/pretrained/article.txt"),
     )
     .unwrap();
-    let text = vec![article.as_str(); 4].join("\n\n");
+    let text = [article.as_str(); 4].join("\n\n");
     let chunks = chunk_by_tokens(&text, 200, 24, |s| llm.count_tokens(s)).unwrap();
     assert!(chunks.len() >= 8, "{}", chunks.len());
     for chunk in &chunks {
