@@ -517,6 +517,35 @@ fn whisper_tensors(model: &Ct2Model) -> std::result::Result<HashMap<String, Tens
         Ok::<_, String>(())
     };
 
+    // The self-attention and feed-forward blocks of a layer, the same in encoder and decoder.
+    let self_attention = |put: &mut dyn FnMut(String, Tensor), from: &str, to: &str| {
+        fused(
+            put,
+            &format!("{from}/self_attention/linear_0"),
+            &format!("{to}.self_attn"),
+            &["q_proj", "k_proj", "v_proj"],
+        )?;
+        linear(
+            put,
+            &format!("{from}/self_attention/linear_1"),
+            &format!("{to}.self_attn.out_proj"),
+        )?;
+        norm(
+            put,
+            &format!("{from}/self_attention/layer_norm"),
+            &format!("{to}.self_attn_layer_norm"),
+        )
+    };
+    let feed_forward = |put: &mut dyn FnMut(String, Tensor), from: &str, to: &str| {
+        linear(put, &format!("{from}/ffn/linear_0"), &format!("{to}.fc1"))?;
+        linear(put, &format!("{from}/ffn/linear_1"), &format!("{to}.fc2"))?;
+        norm(
+            put,
+            &format!("{from}/ffn/layer_norm"),
+            &format!("{to}.final_layer_norm"),
+        )
+    };
+
     for (from, to) in [("encoder/conv1", "conv1"), ("encoder/conv2", "conv2")] {
         linear(&mut put, from, &format!("model.encoder.{to}"))?;
     }
@@ -528,37 +557,8 @@ fn whisper_tensors(model: &Ct2Model) -> std::result::Result<HashMap<String, Tens
     for i in 0..model.layers("encoder") {
         let from = format!("encoder/layer_{i}");
         let to = format!("model.encoder.layers.{i}");
-        fused(
-            &mut put,
-            &format!("{from}/self_attention/linear_0"),
-            &format!("{to}.self_attn"),
-            &["q_proj", "k_proj", "v_proj"],
-        )?;
-        linear(
-            &mut put,
-            &format!("{from}/self_attention/linear_1"),
-            &format!("{to}.self_attn.out_proj"),
-        )?;
-        norm(
-            &mut put,
-            &format!("{from}/self_attention/layer_norm"),
-            &format!("{to}.self_attn_layer_norm"),
-        )?;
-        linear(
-            &mut put,
-            &format!("{from}/ffn/linear_0"),
-            &format!("{to}.fc1"),
-        )?;
-        linear(
-            &mut put,
-            &format!("{from}/ffn/linear_1"),
-            &format!("{to}.fc2"),
-        )?;
-        norm(
-            &mut put,
-            &format!("{from}/ffn/layer_norm"),
-            &format!("{to}.final_layer_norm"),
-        )?;
+        self_attention(&mut put, &from, &to)?;
+        feed_forward(&mut put, &from, &to)?;
     }
 
     put(
@@ -573,22 +573,7 @@ fn whisper_tensors(model: &Ct2Model) -> std::result::Result<HashMap<String, Tens
     for i in 0..model.layers("decoder") {
         let from = format!("decoder/layer_{i}");
         let to = format!("model.decoder.layers.{i}");
-        fused(
-            &mut put,
-            &format!("{from}/self_attention/linear_0"),
-            &format!("{to}.self_attn"),
-            &["q_proj", "k_proj", "v_proj"],
-        )?;
-        linear(
-            &mut put,
-            &format!("{from}/self_attention/linear_1"),
-            &format!("{to}.self_attn.out_proj"),
-        )?;
-        norm(
-            &mut put,
-            &format!("{from}/self_attention/layer_norm"),
-            &format!("{to}.self_attn_layer_norm"),
-        )?;
+        self_attention(&mut put, &from, &to)?;
         linear(
             &mut put,
             &format!("{from}/attention/linear_0"),
@@ -610,21 +595,7 @@ fn whisper_tensors(model: &Ct2Model) -> std::result::Result<HashMap<String, Tens
             &format!("{from}/attention/layer_norm"),
             &format!("{to}.encoder_attn_layer_norm"),
         )?;
-        linear(
-            &mut put,
-            &format!("{from}/ffn/linear_0"),
-            &format!("{to}.fc1"),
-        )?;
-        linear(
-            &mut put,
-            &format!("{from}/ffn/linear_1"),
-            &format!("{to}.fc2"),
-        )?;
-        norm(
-            &mut put,
-            &format!("{from}/ffn/layer_norm"),
-            &format!("{to}.final_layer_norm"),
-        )?;
+        feed_forward(&mut put, &from, &to)?;
     }
     // The output projection is tied to the token embeddings (an alias in model.bin); only a
     // projection stored on its own is written, as transformers does for untied weights.

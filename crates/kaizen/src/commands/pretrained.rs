@@ -405,24 +405,24 @@ fn text_error(e: kaizen_text::TextError) -> anyhow::Error {
     }
 }
 
-/// `--model` as given (a directory, or a name under the models directory), else the default
-/// model under the models directory.
-pub(crate) fn model_dir(model: Option<&Path>) -> PathBuf {
+/// `--model` as given (a path, or a name under the models directory), else `default` under the
+/// models directory.
+pub(crate) fn model_path(model: Option<&Path>, default: &str) -> PathBuf {
     match model {
         Some(m) if m.components().count() == 1 && !m.exists() => settings::models_dir().join(m),
         Some(m) => m.to_path_buf(),
-        None => settings::models_dir().join(DEFAULT_EMBED_MODEL),
+        None => settings::models_dir().join(default),
     }
 }
 
-/// `--model` for a writing model (a path, or a name under the models directory), else the
-/// default local LLM.
+/// The sentence-embedding model `--model` names, else the default one.
+pub(crate) fn model_dir(model: Option<&Path>) -> PathBuf {
+    model_path(model, DEFAULT_EMBED_MODEL)
+}
+
+/// The writing model (a GGUF LLM or a T5 directory) `--model` names, else the local LLM.
 fn local_model_path(model: Option<&Path>) -> PathBuf {
-    match model {
-        Some(m) if m.components().count() == 1 && !m.exists() => settings::models_dir().join(m),
-        Some(m) => m.to_path_buf(),
-        None => settings::models_dir().join(DEFAULT_LOCAL_MODEL),
-    }
+    model_path(model, DEFAULT_LOCAL_MODEL)
 }
 
 fn load_writer(path: &Path) -> anyhow::Result<Writer> {

@@ -116,14 +116,9 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--model` as given (a directory, or a name under the models directory), else the default
-/// Whisper model under the models directory.
+/// The Whisper model `--model` names, else the default one.
 fn model_dir(model: Option<&Path>) -> PathBuf {
-    match model {
-        Some(m) if m.components().count() == 1 && !m.exists() => settings::models_dir().join(m),
-        Some(m) => m.to_path_buf(),
-        None => settings::models_dir().join(DEFAULT_MODEL),
-    }
+    super::pretrained::model_path(model, DEFAULT_MODEL)
 }
 
 fn load(dir: &Path) -> anyhow::Result<Transcriber> {
