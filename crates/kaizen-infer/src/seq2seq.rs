@@ -11,6 +11,7 @@ use candle_transformers::models::t5::{Config, T5ForConditionalGeneration};
 use serde::Deserialize;
 use tokenizers::Tokenizer;
 
+use crate::embed::require;
 use crate::error::{InferError, Result};
 
 /// The input length when `config.json` gives none (T5's `n_positions`).
@@ -122,15 +123,11 @@ impl Seq2Seq {
             ));
         }
         let tokenizer_path = dir.join("tokenizer.json");
-        if !tokenizer_path.is_file() {
-            return Err(invalid(&tokenizer_path, "missing".into()));
-        }
+        require(&tokenizer_path)?;
         let tokenizer = Tokenizer::from_file(&tokenizer_path)
             .map_err(|e| invalid(&tokenizer_path, e.to_string()))?;
         let weights = dir.join("model.safetensors");
-        if !weights.is_file() {
-            return Err(invalid(&weights, "missing".into()));
-        }
+        require(&weights)?;
         // SAFETY: the file is mapped read-only; kaizen never writes a model file it has loaded.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }
             .map_err(|e| invalid(&weights, e.to_string()))?;
