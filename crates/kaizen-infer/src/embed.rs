@@ -279,7 +279,7 @@ impl Embedder {
     }
 }
 
-fn require(path: &Path) -> Result<()> {
+pub(crate) fn require(path: &Path) -> Result<()> {
     if path.is_file() {
         Ok(())
     } else {

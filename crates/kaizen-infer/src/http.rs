@@ -1,8 +1,8 @@
 //! The HTTP face of pretrained models: `POST /v1/embed`, `/v1/summarize`, `/v1/ask`,
-//! `/v1/sentiment` and `/v1/phrases` as a router that `kaizen server` mounts beside the tracking
-//! API. Each model (or data set) is loaded on the first request that needs it and shared;
-//! inference runs on the blocking pool. Errors use MLflow's `{"error_code", "message"}` shape,
-//! and a caller's mistake is never a 5xx.
+//! `/v1/sentiment`, `/v1/phrases` and `/v1/transcribe` as a router that `kaizen server` mounts
+//! beside the tracking API. Each model (or data set) is loaded on the first request that needs it
+//! and shared; inference runs on the blocking pool. Errors use MLflow's `{"error_code",
+//! "message"}` shape, and a caller's mistake is never a 5xx.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,22 +10,27 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::OnceCell;
 
-use crate::Embedder;
+use crate::abstractive::{AbstractiveOptions, Writer};
 use crate::ask::{self, OpenAi, Provider};
 use crate::error::{ErrorKind, InferError};
 use crate::source::Source;
-use crate::summarize::{Method, summarize};
+use crate::summarize::{Method, summarize, summarize_abstractive};
+use crate::transcribe::{Transcriber, summarize_transcript};
+use crate::{Embedder, audio};
 
 /// The largest request body, in bytes.
 const MAX_BODY: usize = 16 * 1024 * 1024;
+/// The largest WAV body of `/v1/transcribe`, in bytes (about 17 minutes of 16 kHz 16-bit mono).
+const MAX_AUDIO_BODY: usize = 32 * 1024 * 1024;
 /// The most texts one `/v1/embed` request may carry.
 const MAX_TEXTS: usize = 4096;
 
@@ -36,6 +41,11 @@ pub struct InferConfig {
     pub embed_model: PathBuf,
     /// pattern.en's data files (TextBlob's), for sentiment and noun phrases.
     pub text_data: PathBuf,
+    /// The model that writes: abstractive summaries and `{"provider": "local"}` answers. A GGUF
+    /// instruct LLM (a file, or a directory with one) or a T5 model directory.
+    pub local_model: PathBuf,
+    /// The Whisper model directory (Hugging Face layout) of `/v1/transcribe`.
+    pub transcribe_model: PathBuf,
     /// The MediaWiki API that `{"wiki": TITLE}` reads.
     pub wiki_api: String,
     /// Whether `{"url": ...}` and `{"wiki": ...}` may make the server fetch pages. Off, a
@@ -58,6 +68,8 @@ impl std::fmt::Debug for InferConfig {
         f.debug_struct("InferConfig")
             .field("embed_model", &self.embed_model)
             .field("text_data", &self.text_data)
+            .field("local_model", &self.local_model)
+            .field("transcribe_model", &self.transcribe_model)
             .field("wiki_api", &self.wiki_api)
             .field("allow_fetch", &self.allow_fetch)
             .field("llm_base_url", &self.llm_base_url)
@@ -74,6 +86,8 @@ pub struct InferState {
     embedder: Arc<OnceCell<Arc<Embedder>>>,
     lexicon: Arc<OnceCell<Arc<kaizen_text::Lexicon>>>,
     tagger: Arc<OnceCell<Arc<kaizen_text::Tagger>>>,
+    writer: Arc<OnceCell<Arc<Writer>>>,
+    transcriber: Arc<OnceCell<Arc<Transcriber>>>,
 }
 
 impl InferState {
@@ -83,7 +97,35 @@ impl InferState {
             embedder: Arc::new(OnceCell::new()),
             lexicon: Arc::new(OnceCell::new()),
             tagger: Arc::new(OnceCell::new()),
+            writer: Arc::new(OnceCell::new()),
+            transcriber: Arc::new(OnceCell::new()),
         }
+    }
+
+    /// The local writing model, loaded on first use (like the embedding model).
+    async fn writer(&self) -> Result<Arc<Writer>, ApiError> {
+        self.writer
+            .get_or_try_init(|| async {
+                let path = self.config.local_model.clone();
+                let loaded = tokio::task::spawn_blocking(move || Writer::load(&path))
+                    .await
+                    .map_err(|e| ApiError::internal(&e))?;
+                match loaded {
+                    Ok(model) => Ok(Arc::new(model)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot load the local writing model");
+                        Err(ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "TEMPORARILY_UNAVAILABLE",
+                            "the local writing model (an instruct LLM in GGUF) is not installed \
+                             on this server (see the server log; docs/pretrained.md says how to \
+                             get it)",
+                        ))
+                    }
+                }
+            })
+            .await
+            .cloned()
     }
 
     /// The embedding model, loaded on first use; a failed load is retried by the next request.
@@ -110,6 +152,32 @@ impl InferState {
             .await
             .cloned()
     }
+
+    /// The Whisper model, loaded on first use (like the embedding model).
+    async fn transcriber(&self) -> Result<Arc<Transcriber>, ApiError> {
+        self.transcriber
+            .get_or_try_init(|| async {
+                let dir = self.config.transcribe_model.clone();
+                let loaded = tokio::task::spawn_blocking(move || Transcriber::load(&dir))
+                    .await
+                    .map_err(|e| ApiError::internal(&e))?;
+                match loaded {
+                    Ok(model) => Ok(Arc::new(model)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot load the speech model");
+                        Err(ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "TEMPORARILY_UNAVAILABLE",
+                            "the speech model (Whisper) is not installed on this server (see \
+                             the server log; docs/pretrained.md says how to get it)",
+                        ))
+                    }
+                }
+            })
+            .await
+            .cloned()
+    }
+
     /// The sentiment lexicon, loaded on first use (like the embedding model).
     async fn lexicon(&self) -> Result<Arc<kaizen_text::Lexicon>, ApiError> {
         let dir = self.config.text_data.clone();
@@ -207,8 +275,8 @@ async fn load_text_data<T: Send + 'static>(
     }
 }
 
-/// `POST /v1/embed`, `/v1/summarize`, `/v1/ask`, `/v1/sentiment` and `/v1/phrases`, and
-/// their pages under `/app`.
+/// `POST /v1/embed`, `/v1/summarize`, `/v1/ask`, `/v1/sentiment`, `/v1/phrases` and
+/// `/v1/transcribe`, and their pages under `/app`.
 pub fn router(state: InferState) -> Router {
     Router::new()
         .route("/v1/embed", post(embed))
@@ -216,6 +284,10 @@ pub fn router(state: InferState) -> Router {
         .route("/v1/ask", post(ask_route))
         .route("/v1/sentiment", post(sentiment_route))
         .route("/v1/phrases", post(phrases_route))
+        .route(
+            "/v1/transcribe",
+            post(transcribe_route).layer(DefaultBodyLimit::max(MAX_AUDIO_BODY)),
+        )
         .route("/app", get(crate::ui::index))
         .route("/app/{task}", get(crate::ui::page))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -287,23 +359,28 @@ impl IntoResponse for ApiError {
 fn parse_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "REQUEST_LIMIT_EXCEEDED",
-                format!("the request body is larger than {MAX_BODY} bytes"),
-            )
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_REQUEST", e.body_text())
-        }
-    })?;
+    let body = body_bytes(body, MAX_BODY)?;
     serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "MALFORMED_REQUEST",
             format!("the request body is not the expected JSON: {e}"),
         )
+    })
+}
+
+/// The body, or the error for one over `limit` bytes or one that could not be read.
+fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "REQUEST_LIMIT_EXCEEDED",
+                format!("the request body is larger than {limit} bytes"),
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_REQUEST", e.body_text())
+        }
     })
 }
 
@@ -354,11 +431,18 @@ struct SummarizeRequest {
     sentences: usize,
     #[serde(default)]
     method: Option<String>,
+    /// Abstractive: the most tokens of the summary.
+    max_tokens: Option<usize>,
+    /// Abstractive: input tokens per model call (chunks of long texts).
+    window_tokens: Option<usize>,
 }
 
 fn default_sentences() -> usize {
     3
 }
+
+/// The most tokens an abstractive summary or a local answer may ask for.
+const MAX_NEW_TOKENS: usize = 1024;
 
 async fn summarize_route(
     State(state): State<InferState>,
@@ -367,13 +451,39 @@ async fn summarize_route(
     let request: SummarizeRequest = parse_body(body)?;
     let method: Method = request.method.as_deref().unwrap_or("extractive").parse()?;
     let source = state.source(request.text, request.url, request.wiki)?;
-    method.ensure_supported()?;
-    let doc = source.load().await?;
-    let embedder = state.embedder().await?;
     let n = request.sentences;
-    let summary = tokio::task::spawn_blocking(move || summarize(&embedder, &doc.text, n, method))
-        .await
-        .map_err(|e| ApiError::internal(&e))??;
+    if method == Method::Extractive {
+        if request.max_tokens.is_some() || request.window_tokens.is_some() {
+            return Err(ApiError::invalid(
+                "`max_tokens` and `window_tokens` are for the abstractive method",
+            ));
+        }
+        let doc = source.load().await?;
+        let embedder = state.embedder().await?;
+        let summary = tokio::task::spawn_blocking(move || summarize(&embedder, &doc.text, n))
+            .await
+            .map_err(|e| ApiError::internal(&e))??;
+        return Ok(axum::Json(summary).into_response());
+    }
+    let mut options = AbstractiveOptions {
+        sentences: n,
+        ..AbstractiveOptions::default()
+    };
+    if let Some(max) = request.max_tokens {
+        if max == 0 || max > MAX_NEW_TOKENS {
+            return Err(ApiError::invalid(format!(
+                "`max_tokens` must be between 1 and {MAX_NEW_TOKENS}"
+            )));
+        }
+        options.max_new_tokens = max;
+    }
+    options.window_tokens = request.window_tokens;
+    let doc = source.load().await?;
+    let writer = state.writer().await?;
+    let summary =
+        tokio::task::spawn_blocking(move || summarize_abstractive(&writer, &doc.text, &options))
+            .await
+            .map_err(|e| ApiError::internal(&e))??;
     Ok(axum::Json(summary).into_response())
 }
 
@@ -409,7 +519,6 @@ async fn ask_route(
         .unwrap_or("extractive")
         .parse()?;
     // Everything the request alone can settle is checked before a page is fetched.
-    provider.ensure_supported()?;
     ask::check_question(&request.question)?;
     ask::check_top_k(request.top_k)?;
     let llm = match provider {
@@ -426,6 +535,31 @@ async fn ask_route(
     let doc = source.load().await?;
     let embedder = state.embedder().await?;
     let (question, top_k) = (request.question, request.top_k);
+    if provider == Provider::Local {
+        let writer = state.writer().await?;
+        let Writer::Llm(local) = writer.as_ref() else {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TEMPORARILY_UNAVAILABLE",
+                "this server's local model is a sequence-to-sequence model; answers need an \
+                 instruct LLM (GGUF)",
+            ));
+        };
+        let local = local.clone();
+        let answer = tokio::task::spawn_blocking(move || -> Result<_, InferError> {
+            let retrieval = ask::retrieve(&embedder, &doc.text, &question, top_k)?;
+            let text = ask::answer_local(
+                &local,
+                &question,
+                &retrieval.passages,
+                ask::DEFAULT_ANSWER_TOKENS,
+            )?;
+            Ok(retrieval.into_answer(text, Provider::Local, local.name(), &question))
+        })
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
+        return Ok(axum::Json(answer).into_response());
+    }
     let Some(llm) = llm else {
         let answer = tokio::task::spawn_blocking(move || {
             ask::answer_extractive(&embedder, &doc.text, &question, top_k)
@@ -511,4 +645,60 @@ async fn phrases_route(
         .await
         .map_err(|e| ApiError::internal(&e))?;
     Ok(axum::Json(json!({ "phrases": phrases })).into_response())
+}
+
+/// The query of `/v1/transcribe`; the body is the WAV file itself.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TranscribeQuery {
+    #[serde(default)]
+    summarize: bool,
+    #[serde(default = "default_sentences")]
+    sentences: usize,
+}
+
+/// `POST /v1/transcribe[?summarize=true&sentences=N]` with a WAV file as the body
+/// (`Content-Type: audio/wav`): the transcript with timed segments, and with `summarize` an
+/// extractive summary of it.
+async fn transcribe_route(
+    State(state): State<InferState>,
+    query: Result<Query<TranscribeQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type.starts_with("multipart/") || content_type.starts_with("application/json") {
+        return Err(ApiError::invalid(format!(
+            "send the WAV file itself as the body (Content-Type: audio/wav), not {content_type}"
+        )));
+    }
+    if query.summarize && query.sentences == 0 {
+        return Err(ApiError::invalid("`sentences` must be at least 1"));
+    }
+    let body = body_bytes(body, MAX_AUDIO_BODY)?;
+    // The audio is checked before any model is loaded: a bad file is the caller's 400 even on
+    // a server without the model.
+    let audio = tokio::task::spawn_blocking(move || audio::decode_wav(&body))
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
+    let transcriber = state.transcriber().await?;
+    let transcript = tokio::task::spawn_blocking(move || transcriber.transcribe(&audio))
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
+    let mut answer = serde_json::to_value(&transcript).map_err(|e| ApiError::internal(&e))?;
+    if query.summarize {
+        let embedder = state.embedder().await?;
+        let n = query.sentences;
+        let text = transcript.text;
+        let summary =
+            tokio::task::spawn_blocking(move || summarize_transcript(&embedder, &text, n))
+                .await
+                .map_err(|e| ApiError::internal(&e))??;
+        answer["summary"] = serde_json::to_value(summary).map_err(|e| ApiError::internal(&e))?;
+    }
+    Ok(axum::Json(answer).into_response())
 }

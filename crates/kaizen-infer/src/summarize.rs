@@ -1,10 +1,12 @@
 //! Extractive summaries: split the text into sentences, embed them, score each by its
 //! centrality in the similarity graph (continuous LexRank: PageRank over cosine similarities),
 //! pick with maximal marginal relevance so that near-duplicates are not both chosen, and return
-//! the picks in input order.
+//! the picks in input order. Abstractive summaries are written by a model instead
+//! ([`crate::abstractive`]) and reported in the same [`Summary`] shape.
 
 use serde::Serialize;
 
+use crate::abstractive::{AbstractiveOptions, Writer};
 use crate::embed::Embedder;
 use crate::error::{InferError, Result};
 use crate::sentences::split_sentences;
@@ -16,21 +18,9 @@ pub enum Method {
     /// Sentences of the input, ranked by embedding centrality.
     #[default]
     Extractive,
-    /// New text written by a sequence-to-sequence model (not built yet).
+    /// New text written by a model: a small instruct LLM (GGUF) or a T5-family
+    /// sequence-to-sequence model, chunked and reduced when the text is long.
     Abstractive,
-}
-
-impl Method {
-    /// Fails for the methods not built yet, before any text is fetched or model loaded.
-    pub fn ensure_supported(self) -> Result<()> {
-        match self {
-            Method::Extractive => Ok(()),
-            Method::Abstractive => Err(InferError::Unsupported(
-                "abstractive summaries are not implemented yet; use --method extractive"
-                    .to_string(),
-            )),
-        }
-    }
 }
 
 impl std::str::FromStr for Method {
@@ -67,16 +57,43 @@ pub struct Summary {
     pub model: String,
     /// Characters of the input text.
     pub input_chars: usize,
+    /// Abstractive only: chunks of the input summarized first (1 when it fit one window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<usize>,
+    /// Abstractive only: rounds of summaries of the chunks' summaries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<usize>,
+    /// Abstractive only: the model's input window in tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_tokens: Option<usize>,
+}
+
+/// Summarizes `text` with a writing model (see [`crate::abstractive`]).
+pub fn summarize_abstractive(
+    writer: &Writer,
+    text: &str,
+    options: &AbstractiveOptions,
+) -> Result<Summary> {
+    let written = crate::abstractive::summarize_abstractive(writer, text, options)?;
+    let mut sentences = split_sentences(&written.summary);
+    if sentences.is_empty() {
+        // Written text without sentence punctuation is one sentence.
+        sentences.push(written.summary.clone());
+    }
+    Ok(Summary {
+        sentences,
+        summary: written.summary,
+        method: Method::Abstractive,
+        model: written.model,
+        input_chars: text.chars().count(),
+        chunks: Some(written.chunks),
+        rounds: Some(written.rounds),
+        window_tokens: Some(written.window_tokens),
+    })
 }
 
 /// Summarizes `text` in at most `max_sentences` of its own sentences.
-pub fn summarize(
-    embedder: &Embedder,
-    text: &str,
-    max_sentences: usize,
-    method: Method,
-) -> Result<Summary> {
-    method.ensure_supported()?;
+pub fn summarize(embedder: &Embedder, text: &str, max_sentences: usize) -> Result<Summary> {
     if max_sentences == 0 {
         return Err(InferError::invalid(
             "the number of sentences must be at least 1",
@@ -121,9 +138,12 @@ pub fn summarize(
     Ok(Summary {
         summary: sentences.join(" "),
         sentences,
-        method,
+        method: Method::Extractive,
         model: embedder.name().to_string(),
         input_chars: text.chars().count(),
+        chunks: None,
+        rounds: None,
+        window_tokens: None,
     })
 }
 

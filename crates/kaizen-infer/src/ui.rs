@@ -1,7 +1,7 @@
-//! A web page per task, in the spirit of a Gradio demo: paste a text (or name a page), press
-//! Run, see the result and how long the server took. One self-contained HTML file (no assets,
-//! no build step) that calls the task's `/v1/...` route; `kaizen server` serves it at
-//! `/app/{task}`.
+//! A web page per task, in the spirit of a Gradio demo: paste a text (or name a page, or
+//! upload a WAV file), press Run, see the result and how long the server took. One
+//! self-contained HTML file (no assets, no build step) that calls the task's `/v1/...` route;
+//! `kaizen server` serves it at `/app/{task}`.
 
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
@@ -15,7 +15,8 @@ const TASKS: &[(&str, &str, &str)] = &[
     (
         "summarize",
         "Summarize",
-        "A few of the text's own sentences, ranked by sentence embeddings (all-MiniLM-L6-v2).",
+        "A few of the text's own sentences, ranked by sentence embeddings (all-MiniLM-L6-v2), \
+         or a summary written by a small LLM (SmolLM2-135M-Instruct); long texts are chunked.",
     ),
     (
         "sentiment",
@@ -31,6 +32,17 @@ const TASKS: &[(&str, &str, &str)] = &[
         "embed",
         "Embeddings",
         "Sentence embeddings of each line, and how similar the lines are (cosine).",
+    ),
+    (
+        "ask",
+        "Ask",
+        "An answer from the passages of the text closest to the question: the closest \
+         sentence, or written by the local LLM from those passages.",
+    ),
+    (
+        "transcribe",
+        "Transcribe",
+        "Speech to text with Whisper tiny.en: a WAV file's text and its timed segments.",
     ),
 ];
 

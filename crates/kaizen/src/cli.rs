@@ -89,10 +89,15 @@ pub enum Command {
     /// Answer a question from a text, file, web page or Wikipedia article: the passages that
     /// matter, retrieved by embeddings, and an answer taken from them or written by an LLM.
     Ask(AskArgs),
+    /// Run the local LLM (a GGUF instruct model, SmolLM2-135M-Instruct by default) on a prompt.
+    Generate(GenerateArgs),
     /// Sentiment of a text, file, web page or Wikipedia article: polarity, subjectivity, label.
     Sentiment(TextTaskArgs),
     /// Noun phrases of a text, file, web page or Wikipedia article.
     Phrases(TextTaskArgs),
+    /// Speech to text: transcribe a WAV file with Whisper (whisper-tiny.en by default), with
+    /// timed segments and, optionally, a summary.
+    Transcribe(TranscribeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -504,6 +509,56 @@ pub enum ModelsCommand {
         tracking: TrackingArgs,
         name: String,
     },
+    /// Convert a pretrained model from another format into Hugging Face layout (config.json,
+    /// model.safetensors, tokenizer.json), which kaizen's pretrained-model commands load.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The source format: `ctranslate2` (a CTranslate2 Whisper model, faster-whisper's
+    /// format: model.bin, config.json, tokenizer.json).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub from: ImportFormat,
+    /// The directory of the source model.
+    pub src: std::path::PathBuf,
+    /// The directory to write (created if needed; files in it are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out: std::path::PathBuf,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ImportFormat {
+    /// CTranslate2's model.bin (faster-whisper).
+    Ctranslate2,
+}
+
+#[derive(Debug, Args)]
+pub struct TranscribeArgs {
+    /// The audio: a WAV file (8- to 32-bit integer or 32-bit float PCM, any rate, any number
+    /// of channels).
+    pub file: std::path::PathBuf,
+    /// The Whisper model: a directory in Hugging Face layout, or a name under the models
+    /// directory (default: whisper-tiny.en under `$KAIZEN_MODELS`).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<std::path::PathBuf>,
+    /// Also summarize the transcript in a few of its own sentences (extractive, with the
+    /// embedding model of `kaizen summarize`).
+    #[arg(long)]
+    pub summarize: bool,
+    /// The most sentences in the summary.
+    #[arg(long, default_value_t = 3, requires = "summarize")]
+    pub sentences: usize,
+    /// The embedding model of the summary: a directory, or a name under the models directory.
+    #[arg(long, value_name = "DIR", requires = "summarize")]
+    pub embed_model: Option<std::path::PathBuf>,
+    /// Print `{"text", "segments", "model", "audio_seconds"}` (and `"summary"`) as JSON instead
+    /// of one line per segment.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -778,15 +833,30 @@ pub struct SummarizeArgs {
     /// The most sentences in the summary.
     #[arg(long, default_value_t = 3)]
     pub sentences: usize,
-    /// `extractive` (sentences of the input ranked by embedding centrality); `abstractive` is
-    /// not implemented yet.
+    /// `extractive` (sentences of the input ranked by embedding centrality) or `abstractive`
+    /// (new text written by an instruct LLM or a T5 model; long texts are chunked).
     #[arg(long, default_value = "extractive")]
     pub method: String,
-    /// The embedding model: a directory, or a name under the models directory.
-    #[arg(long, value_name = "DIR")]
+    /// The model: for extractive summaries the embedding model (a directory) [default:
+    /// all-MiniLM-L6-v2]; for abstractive ones a GGUF file or a directory with one, or a T5
+    /// model directory [default: SmolLM2-135M-Instruct]. A bare name is looked up under the
+    /// models directory.
+    #[arg(long, value_name = "PATH")]
     pub model: Option<std::path::PathBuf>,
+    /// Abstractive: the most tokens the summary has.
+    #[arg(long, value_name = "N", default_value_t = 160)]
+    pub max_tokens: usize,
+    /// Abstractive: input tokens per model call; a longer text is cut into chunks that are
+    /// summarized, then their summaries summarized [default: 1536 for an LLM, the model's
+    /// input length for T5].
+    #[arg(long, value_name = "N")]
+    pub window_tokens: Option<usize>,
+    /// Abstractive: tokens of each chunk repeated at the start of the next [default: 64, at
+    /// most an eighth of a chunk].
+    #[arg(long, value_name = "N")]
+    pub overlap_tokens: Option<usize>,
     /// Print `{"summary", "sentences", "method", "model", "input_chars"}` as JSON instead of
-    /// one sentence per line.
+    /// one sentence per line (abstractive summaries add `chunks`, `rounds`, `window_tokens`).
     #[arg(long)]
     pub json: bool,
 }
@@ -821,16 +891,21 @@ pub struct AskArgs {
     pub top_k: usize,
     /// Who answers: `extractive` (the retrieved sentence closest to the question; nothing is
     /// generated), `openai` (an OpenAI-compatible chat API, from the retrieved passages only)
-    /// or `local` (not implemented yet).
+    /// or `local` (an instruct LLM in GGUF run by kaizen, SmolLM2-135M-Instruct by default).
     #[arg(long, value_name = "PROVIDER", default_value = "extractive")]
     pub provider: String,
     /// The openai provider's base URL: any OpenAI-compatible API [default:
     /// https://api.openai.com/v1].
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
-    /// The LLM that the openai provider answers with (required with `--provider openai`).
+    /// The LLM that answers: with `--provider openai` its name as the provider spells it
+    /// (required); with `--provider local` a GGUF file or a directory with one [default:
+    /// SmolLM2-135M-Instruct under the models directory].
     #[arg(long, value_name = "MODEL")]
     pub model: Option<String>,
+    /// The most tokens of a local LLM's answer.
+    #[arg(long, value_name = "N", default_value_t = kaizen_infer::ask::DEFAULT_ANSWER_TOKENS)]
+    pub max_tokens: usize,
     /// The embedding model that retrieves passages: a directory, or a name under the models
     /// directory.
     #[arg(long, value_name = "DIR")]
@@ -840,6 +915,45 @@ pub struct AskArgs {
     #[arg(long, value_name = "NAME", default_value = kaizen_infer::ask::DEFAULT_API_KEY_ENV)]
     pub api_key_env: String,
     /// Print `{"answer", "method", "model", "passages", "question"}` as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The user's message (`-` reads stdin).
+    #[arg(long, value_name = "TEXT")]
+    pub prompt: String,
+    /// A system message before it.
+    #[arg(long, value_name = "TEXT")]
+    pub system: Option<String>,
+    /// Continue the prompt as raw text instead of answering it as a chat message.
+    #[arg(long)]
+    pub raw: bool,
+    /// A GGUF file or a directory with one [default: SmolLM2-135M-Instruct under the models
+    /// directory].
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<std::path::PathBuf>,
+    /// The most tokens generated.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_tokens: usize,
+    /// Sampling temperature (0: greedy, the same output every run).
+    #[arg(long, value_name = "T", default_value_t = 0.0)]
+    pub temperature: f64,
+    /// Nucleus sampling, with a temperature.
+    #[arg(long, value_name = "P")]
+    pub top_p: Option<f64>,
+    /// The seed of sampling.
+    #[arg(long, default_value_t = 299_792_458)]
+    pub seed: u64,
+    /// Divides the logits of the last 64 tokens (1.0: off).
+    #[arg(long, value_name = "X", default_value_t = 1.1)]
+    pub repeat_penalty: f32,
+    /// Generate `--max-tokens` tokens even past the end of the answer (for benchmarks).
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// Print `{"text", "model", "prompt_tokens", "generated_tokens", "stop", "prompt_seconds",
+    /// "generate_seconds", ...}` as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -279,9 +279,10 @@ async fn http_ask_refuses_bad_requests_before_any_work() {
             "INVALID_PARAMETER_VALUE",
         ),
         (
+            // Neither the embedding model nor the local LLM is installed here.
             json!({"question": "Q?", "text": "Some text.", "provider": "local"}),
-            StatusCode::NOT_IMPLEMENTED,
-            "NOT_IMPLEMENTED",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TEMPORARILY_UNAVAILABLE",
         ),
         (
             json!({"question": "Q?", "text": "x", "provider": "gpt"}),

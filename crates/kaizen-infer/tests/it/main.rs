@@ -9,9 +9,11 @@ use std::path::PathBuf;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use kaizen_infer::{Embedder, InferConfig, InferState, Method, router, summarize};
+use kaizen_infer::{Embedder, InferConfig, InferState, router, summarize};
 
 mod ask;
+mod llm;
+mod transcribe;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -57,6 +59,8 @@ fn config(model: PathBuf, text_data: PathBuf) -> InferConfig {
     InferConfig {
         embed_model: model,
         text_data,
+        local_model: PathBuf::from("/nonexistent/llm"),
+        transcribe_model: PathBuf::from("/nonexistent/whisper"),
         wiki_api: kaizen_infer::DEFAULT_WIKI_API.to_string(),
         allow_fetch: false,
         llm_base_url: None,
@@ -104,8 +108,14 @@ async fn http_errors_in_mlflow_shape() {
         (
             "/v1/summarize",
             r#"{"text": "One. Two.", "method": "abstractive"}"#,
-            StatusCode::NOT_IMPLEMENTED,
-            "NOT_IMPLEMENTED",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TEMPORARILY_UNAVAILABLE",
+        ),
+        (
+            "/v1/summarize",
+            r#"{"text": "One. Two.", "method": "abstractive", "max_tokens": 0}"#,
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
         ),
         (
             "/v1/summarize",
@@ -203,7 +213,7 @@ fn summaries_are_sentences_of_the_input_in_order() {
     let text = article();
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     for n in [1, 4] {
-        let summary = summarize(&embedder, &text, n, Method::Extractive).unwrap();
+        let summary = summarize(&embedder, &text, n).unwrap();
         assert_eq!(summary.sentences.len(), n);
         let positions: Vec<usize> = summary
             .sentences
@@ -216,7 +226,7 @@ fn summaries_are_sentences_of_the_input_in_order() {
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
         assert_eq!(summary.input_chars, text.chars().count());
     }
-    let short = summarize(&embedder, "Only one sentence here.", 3, Method::Extractive).unwrap();
+    let short = summarize(&embedder, "Only one sentence here.", 3).unwrap();
     assert_eq!(short.sentences, ["Only one sentence here."]);
 }
 

@@ -21,6 +21,7 @@ mod server;
 mod serving_loop;
 mod sql;
 mod train;
+pub(crate) mod transcribe;
 
 use std::process::ExitCode;
 
@@ -53,9 +54,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Retrain(args) => retrain::run(args).await,
             Command::Embed(args) => pretrained::embed(args).await,
             Command::Summarize(args) => pretrained::summarize(args).await,
+            Command::Generate(args) => pretrained::generate(args).await,
             Command::Ask(args) => pretrained::ask(args).await,
             Command::Sentiment(args) => pretrained::sentiment(args).await,
             Command::Phrases(args) => pretrained::phrases(args).await,
+            Command::Transcribe(args) => transcribe::run(args).await,
         }
     })
 }

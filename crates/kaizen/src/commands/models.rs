@@ -1,5 +1,5 @@
 //! `kaizen models`: list, show, versions, alias, history; `register-pretrained` and `pull` live
-//! in `hub.rs`.
+//! in `hub.rs`, `import` in `transcribe.rs`.
 
 use std::process::ExitCode;
 
@@ -15,6 +15,7 @@ pub async fn run(cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
             return super::hub::register_pretrained(args).await;
         }
         ModelsCommand::Pull(args) => return super::hub::pull(args).await,
+        ModelsCommand::Import(args) => return super::transcribe::import(args).await,
         ModelsCommand::List { tracking, filter } => {
             let client = super::connect(&tracking).await?;
             let models = client.list_registered_models(&filter).await?;

