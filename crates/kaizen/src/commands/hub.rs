@@ -152,8 +152,30 @@ fn wanted_by_default(name: &str) -> bool {
     )
 }
 
+/// Whether a file name the Hub lists stays inside the model directory once joined to it: a
+/// relative path of plain components (a hostile server could list `../../.bashrc`).
+fn stays_inside(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('/')
+        && !name.contains('\\')
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+}
+
 /// The files to pull of `available`: `asked` (each must exist) or the default set.
 fn select(available: &[String], asked: &[String], repo: &str) -> anyhow::Result<Vec<String>> {
+    if let Some(bad) = available
+        .iter()
+        .chain(asked)
+        .find(|name| !stays_inside(name))
+    {
+        return Err(kaizen_core::Error::invalid(format!(
+            "{repo} lists the file `{bad}`, which is not a relative path inside the repository; \
+             refusing to write it"
+        ))
+        .into());
+    }
     if asked.is_empty() {
         let chosen: Vec<String> = available
             .iter()
@@ -483,6 +505,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("r has no file `nope.json`"), "{err}");
+        for hostile in ["../escape.json", "/etc/passwd.json", "a/../../b.json", "a\\..\\b.json"] {
+            let listed = vec!["config.json".to_string(), hostile.to_string()];
+            let err = select(&listed, &[], "r").unwrap_err().to_string();
+            assert!(err.contains("not a relative path inside the repository"), "{err}");
+        }
     }
 
     #[test]
