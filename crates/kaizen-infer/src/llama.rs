@@ -17,8 +17,10 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QStorage, QTensor};
-use candle_core::{Device, IndexOp, Module, Result, Tensor, D};
+#[cfg(test)]
+use candle_core::quantized::GgmlDType;
+use candle_core::quantized::{QMatMul, QStorage, QTensor, gguf_file};
+use candle_core::{D, Device, IndexOp, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
 
 /// From this many rows on, a projection dequantizes its weights and runs a GEMM.
@@ -31,7 +33,6 @@ pub(crate) struct Config {
     pub n_head: usize,
     pub n_kv_head: usize,
     pub head_dim: usize,
-    pub n_embd: usize,
     pub rms_eps: f64,
     pub rope_base: f32,
     pub rope_dim: usize,
@@ -50,7 +51,11 @@ impl Config {
         let n_kv_head = get("llama.attention.head_count_kv")
             .and_then(|v| v.to_u32())
             .map_or(n_head, |n| n as usize);
-        if n_head == 0 || n_kv_head == 0 || n_embd % n_head != 0 || n_head % n_kv_head != 0 {
+        if n_head == 0
+            || n_kv_head == 0
+            || !n_embd.is_multiple_of(n_head)
+            || !n_head.is_multiple_of(n_kv_head)
+        {
             candle_core::bail!(
                 "{n_head} attention heads over {n_kv_head} key/value heads do not divide an \
                  embedding of {n_embd}"
@@ -60,17 +65,17 @@ impl Config {
         let rope_dim = get("llama.rope.dimension_count")
             .and_then(|v| v.to_u32())
             .map_or(head_dim, |n| n as usize);
-        if rope_dim == 0 || rope_dim > head_dim || rope_dim % 2 != 0 {
+        if rope_dim == 0 || rope_dim > head_dim || !rope_dim.is_multiple_of(2) {
             candle_core::bail!(
                 "a rotary dimension of {rope_dim} does not fit heads of {head_dim} values"
             );
         }
+        let n_layer = get("llama.block_count")?.to_u32()? as usize;
         Ok(Config {
-            n_layer: get("llama.block_count")?.to_u32()? as usize,
+            n_layer,
             n_head,
             n_kv_head,
             head_dim,
-            n_embd,
             rms_eps: get("llama.attention.layer_norm_rms_epsilon")?.to_f32()? as f64,
             rope_base: get("llama.rope.freq_base")
                 .and_then(|v| v.to_f32())
@@ -292,7 +297,10 @@ fn rotate(x: &Tensor, cos: &Tensor, sin: &Tensor, rope_dim: usize) -> Result<Ten
     if rope_dim == head_dim {
         return candle_nn::rotary_emb::rope_i(&x.unsqueeze(0)?, cos, sin)?.squeeze(0);
     }
-    let rotated = x.narrow(D::Minus1, 0, rope_dim)?.contiguous()?.unsqueeze(0)?;
+    let rotated = x
+        .narrow(D::Minus1, 0, rope_dim)?
+        .contiguous()?
+        .unsqueeze(0)?;
     let rotated = candle_nn::rotary_emb::rope_i(&rotated, cos, sin)?.squeeze(0)?;
     let rest = x.narrow(D::Minus1, rope_dim, head_dim - rope_dim)?;
     Tensor::cat(&[&rotated, &rest], D::Minus1)
@@ -302,7 +310,11 @@ fn rotate(x: &Tensor, cos: &Tensor, sin: &Tensor, rope_dim: usize) -> Result<Ten
 fn rotary_angles(config: &Config, context: usize, device: &Device) -> Result<(Tensor, Tensor)> {
     let half = config.rope_dim / 2;
     let inverse: Vec<f32> = (0..half)
-        .map(|i| 1.0 / config.rope_base.powf((2 * i) as f32 / config.rope_dim as f32))
+        .map(|i| {
+            1.0 / config
+                .rope_base
+                .powf((2 * i) as f32 / config.rope_dim as f32)
+        })
         .collect();
     let mut angles = Vec::with_capacity(context * half);
     for position in 0..context {
@@ -408,7 +420,13 @@ mod tests {
         let gemm = linear.forward(&x).unwrap();
         let quantized = linear.quantized.forward(&x).unwrap();
         // The quantized path also rounds the activations to 8 bits.
-        let scale = gemm.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let scale = gemm
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         let diff = (gemm - quantized)
             .unwrap()
             .abs()

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::Device;
+use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_transformers::generation::LogitsProcessor;
 use serde::Serialize;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
