@@ -18,6 +18,7 @@ pub mod embed;
 pub mod error;
 pub mod html;
 pub mod http;
+mod llama;
 pub mod llm;
 pub mod sentences;
 pub mod seq2seq;

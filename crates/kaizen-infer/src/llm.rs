@@ -7,12 +7,12 @@
 //! temperature turns sampling on, seeded.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
+use candle_core::Device;
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
-use candle_core::{Device, Tensor};
 use candle_transformers::generation::LogitsProcessor;
-use candle_transformers::models::quantized_llama::ModelWeights;
 use serde::Serialize;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::BPE;
@@ -22,6 +22,7 @@ use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::error::{InferError, Result};
+use crate::llama::Weights;
 
 /// GGUF's token type of control tokens (`<|im_start|>`, `<|endoftext|>`, ...).
 const TOKEN_TYPE_CONTROL: i32 = 3;
@@ -113,13 +114,12 @@ fn rate(tokens: usize, seconds: f64) -> f64 {
     }
 }
 
-/// A loaded GGUF chat model. Cloning is cheap (the quantized weights are shared) and gives a
-/// model with its own attention cache, so each request generates on its own clone.
+/// A loaded GGUF chat model. Cloning is cheap (the weights are shared); each generation has
+/// its own attention cache.
 #[derive(Clone)]
 pub struct Llm {
-    weights: ModelWeights,
+    weights: Arc<Weights>,
     tokenizer: Tokenizer,
-    device: Device,
     name: String,
     path: PathBuf,
     context: usize,
@@ -215,12 +215,11 @@ impl Llm {
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default()
             });
-        let weights = load_weights(content, &mut reader, &device)
+        let weights = Weights::load(&content, &mut reader, &device, context, requantize)
             .map_err(|e| invalid(format!("cannot load the weights: {e}")))?;
         Ok(Llm {
-            weights,
+            weights: Arc::new(weights),
             tokenizer,
-            device,
             name,
             path: file,
             context,
@@ -323,14 +322,12 @@ impl Llm {
             )));
         }
         let max_new = options.max_new_tokens.min(room);
-        // A clone has its own attention cache; the weights are shared.
-        let mut weights = self.weights.clone();
+        let mut cache = self.weights.cache(ids.len() + max_new);
         let temperature = options.temperature.filter(|t| *t > 0.0);
         let mut sampler = LogitsProcessor::new(options.seed, temperature, options.top_p);
 
         let started = Instant::now();
-        let input = Tensor::new(ids.as_slice(), &self.device)?.unsqueeze(0)?;
-        let mut logits = weights.forward(&input, 0)?;
+        let mut logits = self.weights.forward(&ids, &mut cache)?;
         let prompt_seconds = started.elapsed().as_secs_f64();
 
         let started = Instant::now();
@@ -338,7 +335,7 @@ impl Llm {
         let mut generated: Vec<u32> = Vec::new();
         let mut stop = "length";
         while generated.len() < max_new {
-            let mut step = logits.squeeze(0)?.to_dtype(candle_core::DType::F32)?;
+            let mut step = logits.to_dtype(candle_core::DType::F32)?;
             if options.repeat_penalty != 1.0 {
                 let start = ids.len().saturating_sub(REPEAT_WINDOW);
                 step = candle_transformers::utils::apply_repeat_penalty(
@@ -357,8 +354,7 @@ impl Llm {
             if generated.len() == max_new {
                 break;
             }
-            let input = Tensor::new(&[next], &self.device)?.unsqueeze(0)?;
-            logits = weights.forward(&input, ids.len() - 1)?;
+            logits = self.weights.forward(&[next], &mut cache)?;
         }
         let generate_seconds = started.elapsed().as_secs_f64();
         Ok(Generation {
@@ -372,52 +368,21 @@ impl Llm {
     }
 }
 
-/// Quantizations that candle multiplies with scalar code only: their weights are repacked to
-/// Q8_0, which has AVX2 (and NEON) kernels. Q8_0 holds every value of a 4- or 5-bit block to
-/// within 1/254 of the block's largest, so the model is the file's model; it takes about 1.7
-/// times the memory of Q4_1 and generates several times faster.
-fn repacked(dtype: GgmlDType) -> bool {
-    matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
-}
-
-/// The model's weights, with the tensors of [`repacked`] types requantized to Q8_0 first.
-fn load_weights<R: std::io::Read + std::io::Seek>(
-    content: gguf_file::Content,
-    reader: &mut R,
-    device: &Device,
-) -> candle_core::Result<ModelWeights> {
-    let slow = content
-        .tensor_infos
-        .values()
-        .any(|t| repacked(t.ggml_dtype) && t.shape.dims().last().is_some_and(|d| d % 32 == 0));
-    if !slow {
-        return ModelWeights::from_gguf(content, reader, device);
+/// Quantizations that candle multiplies with scalar code only are requantized to Q8_0, which
+/// has AVX2 (and NEON) kernels. Q8_0 holds every value of a 4- or 5-bit block to within 1/254
+/// of the block's largest, so the model is the file's model; it takes about 1.7 times the memory
+/// of Q4_1 and generates several times faster.
+fn requantize(tensor: QTensor) -> candle_core::Result<QTensor> {
+    let slow = matches!(
+        tensor.dtype(),
+        GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1
+    );
+    let fits = tensor.shape().dims().last().is_some_and(|d| d % 32 == 0);
+    if !(slow && fits) {
+        return Ok(tensor);
     }
-    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
-    names.sort();
-    let mut tensors = Vec::with_capacity(names.len());
-    for name in names {
-        let tensor = content.tensor(reader, name, device)?;
-        let fits = tensor.shape().dims().last().is_some_and(|d| d % 32 == 0);
-        let tensor = if repacked(tensor.dtype()) && fits {
-            QTensor::quantize(&tensor.dequantize(device)?, GgmlDType::Q8_0)?
-        } else {
-            tensor
-        };
-        tensors.push((name.as_str(), tensor));
-    }
-    let metadata: Vec<(&str, &gguf_file::Value)> = content
-        .metadata
-        .iter()
-        .map(|(k, v)| (k.as_str(), v))
-        .collect();
-    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
-    let mut buffer = std::io::Cursor::new(Vec::new());
-    gguf_file::write(&mut buffer, &metadata, &refs)?;
-    drop(tensors);
-    buffer.set_position(0);
-    let repacked_content = gguf_file::Content::read(&mut buffer)?;
-    ModelWeights::from_gguf(repacked_content, &mut buffer, device)
+    let device = tensor.device();
+    QTensor::quantize(&tensor.dequantize(&device)?, GgmlDType::Q8_0)
 }
 
 /// The GGUF file at `path`: the file itself, or the only `.gguf` file in a directory.
