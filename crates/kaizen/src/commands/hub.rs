@@ -505,10 +505,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("r has no file `nope.json`"), "{err}");
-        for hostile in ["../escape.json", "/etc/passwd.json", "a/../../b.json", "a\\..\\b.json"] {
+        for hostile in [
+            "../escape.json",
+            "/etc/passwd.json",
+            "a/../../b.json",
+            "a\\..\\b.json",
+        ] {
             let listed = vec!["config.json".to_string(), hostile.to_string()];
             let err = select(&listed, &[], "r").unwrap_err().to_string();
-            assert!(err.contains("not a relative path inside the repository"), "{err}");
+            assert!(
+                err.contains("not a relative path inside the repository"),
+                "{err}"
+            );
         }
     }
 
