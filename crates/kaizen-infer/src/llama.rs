@@ -360,6 +360,16 @@ impl CloneQuantized for QTensor {
 mod tests {
     use super::*;
 
+    /// The largest absolute value of `t`.
+    fn max_abs(t: &Tensor) -> f32 {
+        t.abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
     #[test]
     fn the_mask_hides_later_positions_for_every_query_group() {
         let mask = causal_mask(2, 2, 1, &Device::Cpu).unwrap();
@@ -400,15 +410,7 @@ mod tests {
             .unwrap()
             .forward(&x)
             .unwrap();
-        let diff = (separate - stacked)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert_eq!(diff, 0.0);
+        assert_eq!(max_abs(&(separate - stacked).unwrap()), 0.0);
     }
 
     #[test]
@@ -420,21 +422,8 @@ mod tests {
         let gemm = linear.forward(&x).unwrap();
         let quantized = linear.quantized.forward(&x).unwrap();
         // The quantized path also rounds the activations to 8 bits.
-        let scale = gemm
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let diff = (gemm - quantized)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let scale = max_abs(&gemm);
+        let diff = max_abs(&(gemm - quantized).unwrap());
         assert!(diff < 0.02 * scale, "{diff} vs {scale}");
     }
 }
