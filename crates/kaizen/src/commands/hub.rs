@@ -260,12 +260,21 @@ fn files_under(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(out)
 }
 
+/// One file of a snapshot: its name in the repository, its path in the cache, and whether this
+/// pull downloaded it.
+#[derive(Debug)]
+struct SnapshotFile {
+    name: String,
+    path: PathBuf,
+    downloaded: bool,
+}
+
 /// The commit and files of `repo` in the cache, for offline mode.
 fn from_cache(
     cache: &Cache,
     repo: &Repo,
     asked: &[String],
-) -> anyhow::Result<(String, Vec<(String, PathBuf, bool)>)> {
+) -> anyhow::Result<(String, Vec<SnapshotFile>)> {
     let folder = cache.path().join(repo.folder_name());
     let not_cached = || {
         kaizen_core::Error::not_found(format!(
@@ -297,9 +306,10 @@ fn from_cache(
         commit,
         chosen
             .into_iter()
-            .map(|f| {
-                let path = snapshot.join(&f);
-                (f, path, false)
+            .map(|name| SnapshotFile {
+                path: snapshot.join(&name),
+                name,
+                downloaded: false,
             })
             .collect(),
     ))
@@ -338,7 +348,7 @@ async fn download(
     endpoint: &str,
     asked: &[String],
     progress: bool,
-) -> anyhow::Result<(String, Vec<(String, PathBuf, bool)>)> {
+) -> anyhow::Result<(String, Vec<SnapshotFile>)> {
     let mut builder = ApiBuilder::from_cache(cache.clone())
         .with_endpoint(endpoint.to_string())
         .with_progress(progress)
@@ -365,22 +375,35 @@ async fn download(
     for name in chosen {
         let cached = snapshot.join(&name);
         if cached.is_file() {
-            files.push((name, cached, false));
+            files.push(SnapshotFile {
+                name,
+                path: cached,
+                downloaded: false,
+            });
             continue;
         }
         let path = remote
             .download(&name)
             .await
             .map_err(|e| hub_error(e, endpoint, &format!("{id}: {name}")))?;
-        files.push((name, path, true));
+        files.push(SnapshotFile {
+            name,
+            path,
+            downloaded: true,
+        });
     }
     Ok((info.sha, files))
 }
 
 /// Puts `files` into `dir`: a hard link to each cached blob, or a copy.
-fn materialize(files: &[(String, PathBuf, bool)], dir: &Path) -> anyhow::Result<Vec<PulledFile>> {
+fn materialize(files: &[SnapshotFile], dir: &Path) -> anyhow::Result<Vec<PulledFile>> {
     let mut out = Vec::with_capacity(files.len());
-    for (name, path, downloaded) in files {
+    for SnapshotFile {
+        name,
+        path,
+        downloaded,
+    } in files
+    {
         let target = dir.join(name);
         let io = |e: std::io::Error, what: &str| {
             kaizen_core::Error::invalid(format!("cannot {what} {}: {e}", target.display()))
@@ -555,7 +578,7 @@ mod tests {
         std::fs::write(snapshot.join("1_Pooling/config.json"), b"{}").unwrap();
         let (found, files) = from_cache(&cache, &repo, &[]).unwrap();
         assert_eq!(found, commit);
-        let names: Vec<&str> = files.iter().map(|(n, _, _)| n.as_str()).collect();
+        let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["1_Pooling/config.json", "config.json"]);
 
         let out = dir.path().join("out");
