@@ -26,6 +26,7 @@ pub mod source;
 pub mod summarize;
 pub mod transcribe;
 mod ui;
+mod whisper;
 
 pub use abstractive::{AbstractiveOptions, Writer};
 pub use ask::{Answer, OpenAi, Passage, Provider, Retrieval};

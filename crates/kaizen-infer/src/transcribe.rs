@@ -1,6 +1,7 @@
 //! Speech to text with Whisper in Hugging Face layout (`config.json`, `tokenizer.json`,
 //! `model.safetensors`; `kaizen models import --from ctranslate2` makes one from
-//! faster-whisper's files) on candle-transformers' Whisper.
+//! faster-whisper's files): candle-transformers' audio encoder and kaizen's own cached decoder
+//! (`whisper.rs`).
 //!
 //! Decoding follows OpenAI's `transcribe()` with greedy search (temperature 0, no fallback to
 //! sampling, so the same audio always gives the same text): the audio is cut into 30-second
@@ -12,7 +13,7 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::whisper::{self as m, Config, audio::pcm_to_mel};
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,7 @@ use crate::audio::{self, Audio};
 use crate::embed::Embedder;
 use crate::error::{InferError, Result};
 use crate::summarize::Summary;
+use crate::whisper::Decoder;
 
 /// At most this many tokens are sampled per window (Whisper's `n_text_ctx // 2`).
 const SAMPLE_LEN: usize = 224;
@@ -79,7 +81,8 @@ struct Specials {
 
 /// A loaded Whisper model.
 pub struct Transcriber {
-    model: m::model::Whisper,
+    encoder: m::model::AudioEncoder,
+    decoder: Decoder,
     tokenizer: Tokenizer,
     config: Config,
     filters: Vec<f32>,
@@ -186,8 +189,11 @@ impl Transcriber {
         // SAFETY: the weights file is mapped read-only; candle copies what it keeps.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }
             .map_err(|e| invalid(&weights, e.to_string()))?;
-        let model = m::model::Whisper::load(&vb, config.clone())
-            .map_err(|e| invalid(&weights, e.to_string()))?;
+        // candle-transformers loads its decoder too; only its encoder is kept.
+        let encoder = m::model::Whisper::load(&vb, config.clone())
+            .map_err(|e| invalid(&weights, e.to_string()))?
+            .encoder;
+        let decoder = Decoder::load(&vb, &config).map_err(|e| invalid(&weights, e.to_string()))?;
         let filters = audio::mel_filters(audio::SAMPLE_RATE, m::N_FFT, config.num_mel_bins);
         let name = dir
             .canonicalize()
@@ -197,7 +203,8 @@ impl Transcriber {
             .unwrap_or_else(|| "whisper".to_string());
         tracing::debug!(model = %name, multilingual, "loaded a Whisper model");
         Ok(Transcriber {
-            model,
+            encoder,
+            decoder,
             tokenizer,
             config,
             filters,
@@ -232,7 +239,7 @@ impl Transcriber {
         let mel = Tensor::from_vec(mel, (1, n_mels, mel_len), &self.device)?;
         let content_frames = (audio.samples.len() / m::HOP_LENGTH).min(mel_len);
         // A clone shares the weights; its caches are this call's own.
-        let mut model = self.model.clone();
+        let mut encoder = self.encoder.clone();
         let mut segments = Vec::new();
         let mut seek = 0;
         while seek < content_frames {
@@ -249,7 +256,7 @@ impl Transcriber {
                 )?;
                 window = Tensor::cat(&[&window, &pad], 2)?;
             }
-            let decoded = self.decode_window(&mut model, &window)?;
+            let decoded = self.decode_window(&mut encoder, &window)?;
             let skip = decoded.no_speech_prob > m::NO_SPEECH_THRESHOLD
                 && decoded.avg_logprob <= m::LOGPROB_THRESHOLD;
             let advance = if skip {
@@ -289,8 +296,9 @@ impl Transcriber {
     }
 
     /// Greedy decoding of one 30-second window of mel frames.
-    fn decode_window(&self, model: &mut m::model::Whisper, mel: &Tensor) -> Result<Decoded> {
-        let features = model.encoder.forward(mel, true)?;
+    fn decode_window(&self, encoder: &mut m::model::AudioEncoder, mel: &Tensor) -> Result<Decoded> {
+        let features = encoder.forward(mel, true)?;
+        let mut state = self.decoder.start(&features)?;
         let mut tokens = self.sot_sequence.clone();
         let sample_begin = tokens.len();
         let mut sum_logprob = 0f64;
@@ -300,25 +308,17 @@ impl Transcriber {
             if tokens.len() >= max_tokens {
                 break;
             }
-            let input = Tensor::new(tokens.as_slice(), &self.device)?.unsqueeze(0)?;
-            let hidden = model.decoder.forward(&input, &features, step == 0)?;
+            // The first step runs the start sequence; each later one the token it chose.
+            let new = &tokens[state.len()..];
+            let hidden = self.decoder.forward(new, &mut state)?;
             if step == 0
                 && let Some(no_speech) = self.specials.no_speech
             {
                 // The probability of "no speech" at <|startoftranscript|>, before any rule.
-                let logits: Vec<f32> = model
-                    .decoder
-                    .final_linear(&hidden.narrow(1, 0, 1)?)?
-                    .i((0, 0))?
-                    .to_vec1()?;
+                let logits = self.decoder.logits(&hidden.narrow(0, 0, 1)?)?;
                 no_speech_prob = softmax_at(&logits, no_speech as usize);
             }
-            let last = hidden.dim(1)? - 1;
-            let mut logits: Vec<f32> = model
-                .decoder
-                .final_linear(&hidden.narrow(1, last, 1)?)?
-                .i((0, 0))?
-                .to_vec1()?;
+            let mut logits = self.decoder.logits(&hidden.narrow(0, new.len() - 1, 1)?)?;
             self.apply_rules(&mut logits, &tokens[sample_begin..]);
             let next = argmax(&logits);
             sum_logprob += log_softmax_at(&logits, next);
