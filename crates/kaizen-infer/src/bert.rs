@@ -106,9 +106,8 @@ impl Embeddings {
 }
 
 struct Layer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
+    /// query, key and value stacked: `3 · hidden` rows, one product for the three.
+    qkv: Linear,
     attention_out: Linear,
     attention_norm: LayerNorm,
     intermediate: Linear,
@@ -124,10 +123,18 @@ impl Layer {
         let h = c.hidden_size;
         let attention = vb.pp("attention");
         let this = attention.pp("self");
+        let projections = ["query", "key", "value"]
+            .iter()
+            .map(|name| linear(h, h, this.pp(name)))
+            .collect::<Result<Vec<_>>>()?;
+        let weights: Vec<&Tensor> = projections.iter().map(|p| p.weight()).collect();
+        let biases = projections
+            .iter()
+            .map(|p| p.bias().cloned())
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| candle_core::Error::Msg("a projection has no bias".into()))?;
         Ok(Layer {
-            query: linear(h, h, this.pp("query"))?,
-            key: linear(h, h, this.pp("key"))?,
-            value: linear(h, h, this.pp("value"))?,
+            qkv: Linear::new(Tensor::cat(&weights, 0)?, Some(Tensor::cat(&biases, 0)?)),
             attention_out: linear(h, h, attention.pp("output").pp("dense"))?,
             attention_norm: layer_norm(
                 h,
@@ -143,25 +150,27 @@ impl Layer {
         })
     }
 
-    /// `x`: (batch, len, hidden); `bias`: (batch, 1, 1, len), 0 for tokens and a large negative
-    /// number for padding.
+    /// `x`: (batch · len, hidden), the rows of each text one after another; `bias`: (batch, 1, 1,
+    /// len), 0 for tokens and a large negative number for padding. Every projection is one
+    /// product over all the batch's rows, not one per text.
     fn forward(&self, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
-        let (b, len, hidden) = x.dims3()?;
-        let split = |t: Tensor| -> Result<Tensor> {
-            t.reshape((b, len, self.heads, self.head_dim))?
+        let (b, _, _, len) = bias.dims4()?;
+        let hidden = self.heads * self.head_dim;
+        let qkv = self.qkv.forward(x)?;
+        let split = |part: usize| -> Result<Tensor> {
+            qkv.narrow(1, part * hidden, hidden)?
+                .reshape((b, len, self.heads, self.head_dim))?
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = split(self.query.forward(x)?)?;
-        let k = split(self.key.forward(x)?)?;
-        let v = split(self.value.forward(x)?)?;
+        let (q, k, v) = (split(0)?, split(1)?, split(2)?);
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(bias)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let context = probs
             .matmul(&v)?
             .transpose(1, 2)?
-            .reshape((b, len, hidden))?;
+            .reshape((b * len, hidden))?;
         let attended = self
             .attention_norm
             .forward(&(self.attention_out.forward(&context)? + x)?)?;
@@ -216,7 +225,10 @@ impl BertModel {
         type_ids: &Tensor,
         mask: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let mut x = self.embeddings.forward(ids, type_ids)?;
+        let (b, len) = ids.dims2()?;
+        let x = self.embeddings.forward(ids, type_ids)?;
+        let hidden = x.dim(2)?;
+        let mut x = x.reshape((b * len, hidden))?;
         let mask = match mask {
             Some(m) => m.to_dtype(DType::F32)?,
             None => ids.ones_like()?.to_dtype(DType::F32)?,
@@ -228,6 +240,6 @@ impl BertModel {
         for layer in &self.layers {
             x = layer.forward(&x, &bias)?;
         }
-        Ok(x)
+        x.reshape((b, len, hidden))
     }
 }
