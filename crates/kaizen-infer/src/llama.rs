@@ -359,17 +359,9 @@ impl CloneQuantized for QTensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::max_abs;
 
     /// The largest absolute value of `t`.
-    fn max_abs(t: &Tensor) -> f32 {
-        t.abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
-
     #[test]
     fn the_mask_hides_later_positions_for_every_query_group() {
         let mask = causal_mask(2, 2, 1, &Device::Cpu).unwrap();

@@ -69,6 +69,15 @@ fn erf(x: f32) -> f32 {
     x * p / q
 }
 
+/// The largest absolute value of `t`: how far apart two results are, in tests.
+#[cfg(test)]
+pub(crate) fn max_abs(t: &Tensor) -> f32 {
+    t.abs()
+        .and_then(|a| a.max_all())
+        .and_then(|m| m.to_scalar::<f32>())
+        .expect("an f32 tensor")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,16 +102,7 @@ mod tests {
             let ours = gelu_erf(&input).unwrap();
             let theirs = input.gelu_erf().unwrap();
             assert_eq!(ours.dims(), theirs.dims());
-            let diff = (ours - theirs)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = max_abs(&(ours - theirs).unwrap());
             assert!(diff < 1e-5, "largest difference {diff}");
         }
     }

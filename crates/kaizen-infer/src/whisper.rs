@@ -267,6 +267,7 @@ fn causal_mask(rows: usize, start: usize, device: &Device) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::max_abs;
     use candle_core::DType;
     use candle_nn::VarMap;
     use candle_transformers::models::whisper::model::Whisper;
@@ -302,19 +303,6 @@ mod tests {
         (map, config)
     }
 
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
-
     #[test]
     fn the_cached_decoder_matches_candle_transformers() {
         let (map, config) = random_model();
@@ -344,7 +332,7 @@ mod tests {
         }
         assert_eq!(state.len(), tokens.len());
         let got = Tensor::cat(&rows, 0).unwrap();
-        let diff = max_abs_diff(&got, &expected);
+        let diff = max_abs(&(&got - expected).unwrap());
         assert!(diff < 1e-4, "hidden states differ by {diff}");
 
         // The int8 logits stay within the quantization error of the f32 ones.
@@ -363,7 +351,7 @@ mod tests {
             .unwrap()
             .to_scalar::<f32>()
             .unwrap();
-        let diff = max_abs_diff(&logits, &expected);
+        let diff = max_abs(&(logits - &expected).unwrap());
         assert!(
             diff < 0.05 * scale,
             "logits differ by {diff} (largest {scale})"
