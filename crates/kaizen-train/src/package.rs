@@ -281,22 +281,7 @@ pub fn write_package(
 
 /// Reads the package in `dir`, checking that it is complete and consistent.
 pub fn read_package(dir: &Path) -> Result<Package> {
-    let meta_path = dir.join(META_FILE);
-    let raw: serde_json::Value = read_json(&meta_path)?;
-    match raw.get("format_version") {
-        Some(v) if v.as_u64() == Some(u64::from(FORMAT_VERSION)) => {}
-        found => {
-            return Err(TrainError::FormatVersion {
-                path: meta_path,
-                found: found.map_or_else(|| "none".into(), |v| v.to_string()),
-                expected: FORMAT_VERSION,
-            });
-        }
-    }
-    let meta: PackageMeta = serde_json::from_value(raw).map_err(|source| TrainError::Json {
-        path: meta_path.clone(),
-        source,
-    })?;
+    let meta: PackageMeta = read_descriptor(&dir.join(META_FILE), FORMAT_VERSION)?;
     let inconsistent = |message: String| TrainError::Inconsistent {
         path: dir.to_path_buf(),
         message,
@@ -413,7 +398,30 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     std::fs::write(path, bytes).map_err(|e| TrainError::io(path, e))
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+/// Reads a package's descriptor at `path`, refusing any `format_version` but `expected` before
+/// reading the rest (a newer kaizen's package is named as such, not as malformed JSON).
+pub(crate) fn read_descriptor<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    expected: u32,
+) -> Result<T> {
+    let raw: serde_json::Value = read_json(path)?;
+    match raw.get("format_version") {
+        Some(v) if v.as_u64() == Some(u64::from(expected)) => {}
+        found => {
+            return Err(TrainError::FormatVersion {
+                path: path.to_path_buf(),
+                found: found.map_or_else(|| "none".into(), |v| v.to_string()),
+                expected,
+            });
+        }
+    }
+    serde_json::from_value(raw).map_err(|source| TrainError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
     serde_json::from_slice(&bytes).map_err(|source| TrainError::Json {
         path: path.to_path_buf(),

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, TrainError};
-use crate::package::{ColumnSpec, Lineage, Signature};
+use crate::package::{ColumnSpec, Lineage, Signature, read_descriptor, read_json};
 use crate::runs::{self, slug};
 
 /// The descriptor's file name; its presence makes a directory a pretrained package.
@@ -237,22 +237,7 @@ fn check_head(head: &FittedModel, meta: &PretrainedMeta) -> std::result::Result<
 
 /// Reads the pretrained package in `dir`, checking that it is complete and consistent.
 pub fn read_pretrained(dir: &Path) -> Result<PretrainedPackage> {
-    let meta_path = dir.join(PRETRAINED_FILE);
-    let raw: serde_json::Value = read_json(&meta_path)?;
-    match raw.get("format_version") {
-        Some(v) if v.as_u64() == Some(u64::from(PRETRAINED_FORMAT)) => {}
-        found => {
-            return Err(TrainError::FormatVersion {
-                path: meta_path,
-                found: found.map_or_else(|| "none".into(), |v| v.to_string()),
-                expected: PRETRAINED_FORMAT,
-            });
-        }
-    }
-    let meta: PretrainedMeta = serde_json::from_value(raw).map_err(|source| TrainError::Json {
-        path: meta_path.clone(),
-        source,
-    })?;
+    let meta: PretrainedMeta = read_descriptor(&dir.join(PRETRAINED_FILE), PRETRAINED_FORMAT)?;
     let inconsistent = |message: String| TrainError::Inconsistent {
         path: dir.to_path_buf(),
         message,
@@ -493,14 +478,6 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
         source,
     })?;
     std::fs::write(path, bytes).map_err(|e| TrainError::io(path, e))
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
-    serde_json::from_slice(&bytes).map_err(|source| TrainError::Json {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 #[cfg(test)]

@@ -40,6 +40,20 @@ pub fn section(title: &str, headers: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
+/// A command's result: as JSON with `--json`, else as `human` prints it.
+pub fn report<T: serde::Serialize>(
+    as_json: bool,
+    value: &T,
+    human: impl FnOnce(&T),
+) -> anyhow::Result<()> {
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        human(value);
+    }
+    Ok(())
+}
+
 pub fn json(v: &Value) {
     println!(
         "{}",

@@ -102,3 +102,12 @@ pub fn init_tracing(verbose: u8, quiet: bool) {
         .with_ansi(std::env::var_os("NO_COLOR").is_none())
         .try_init();
 }
+
+/// The tracking store and artifact root of the local home (`KAIZEN_HOME` and the URIs that
+/// override its parts), opened.
+pub async fn open_home_services() -> anyhow::Result<kaizen_tracking::Services> {
+    use anyhow::Context as _;
+    kaizen_tracking::Services::open(&default_store_uri(), &default_artifacts_uri())
+        .await
+        .with_context(|| format!("cannot open the local home {}", home().display()))
+}

@@ -256,20 +256,17 @@ fn a_trained_classifier_is_registered_served_and_scored() {
     let input = home.path().join("texts.csv");
     std::fs::write(&input, &csv).unwrap();
     let output = home.path().join("out.csv");
-    run_json(
-        home.path(),
-        &models,
-        &[
-            "predict",
-            "--model",
-            "models:/tickets/1",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-            "--json",
-        ],
-    );
+    let predict = [
+        "predict",
+        "--model",
+        "models:/tickets/1",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    let predict_json = [&predict[..], &["--json"]].concat();
+    run_json(home.path(), &models, &predict_json);
     let out = std::fs::read_to_string(&output).unwrap();
     let mut lines = out.lines();
     assert_eq!(
@@ -291,15 +288,7 @@ fn a_trained_classifier_is_registered_served_and_scored() {
     .unwrap();
     let out = kaizen_env(
         home.path(),
-        &[
-            "predict",
-            "--model",
-            "models:/tickets/1",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-        ],
+        &predict,
         &[("KAIZEN_MODELS", fake.to_str().unwrap())],
     );
     assert_eq!(out.code, 1, "{}", out.stderr);
@@ -312,20 +301,7 @@ fn a_trained_classifier_is_registered_served_and_scored() {
     );
     assert!(out.stderr.contains(sha), "{}", out.stderr);
     // The real model under the models directory serves it again.
-    run_json(
-        home.path(),
-        &models,
-        &[
-            "predict",
-            "--model",
-            "models:/tickets/1",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-            "--json",
-        ],
-    );
+    run_json(home.path(), &models, &predict_json);
 }
 
 #[test]

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use clap::Args;
 use kaizen_infer::Embedder;
-use kaizen_tracking::Services;
 use kaizen_train::pretrained::{EmbedderRef, WEIGHTS_FILE, file_sha256};
 use kaizen_train::text_classifier::{
     ClassifierJob, ClassifierSummary, EmbedFn, run_text_classifier,
@@ -107,19 +106,11 @@ pub async fn run(args: TrainClassifierArgs) -> anyhow::Result<ExitCode> {
     if let Some(name) = &args.name {
         job.model_name = name.clone();
     }
-    let services = Services::open(
-        &settings::default_store_uri(),
-        &settings::default_artifacts_uri(),
-    )
-    .await?;
+    let services = settings::open_home_services().await?;
     let summary = run_text_classifier(&services, &job, &table, &reference, embed, &Stderr)
         .await
         .map_err(to_core)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        print_summary(&summary);
-    }
+    crate::printer::report(args.json, &summary, print_summary)?;
     Ok(ExitCode::SUCCESS)
 }
 

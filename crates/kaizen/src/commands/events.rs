@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use kaizen_store::Event;
 use kaizen_tracking::Services;
 
@@ -12,12 +11,7 @@ use crate::cli::{EventsCommand, EventsDispatchArgs, EventsTailArgs};
 use crate::settings;
 
 pub async fn run(cmd: EventsCommand) -> anyhow::Result<ExitCode> {
-    let services = Services::open(
-        &settings::default_store_uri(),
-        &settings::default_artifacts_uri(),
-    )
-    .await
-    .with_context(|| format!("cannot open the local home {}", settings::home().display()))?;
+    let services = settings::open_home_services().await?;
     match cmd {
         EventsCommand::Tail(args) => tail(&services, args).await,
         EventsCommand::Dispatch(args) => dispatch(&services, args).await,

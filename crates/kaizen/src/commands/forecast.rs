@@ -5,7 +5,6 @@
 use std::process::ExitCode;
 
 use kaizen_ml::forecast::{SeriesSpec, UnitCosts};
-use kaizen_tracking::Services;
 use kaizen_train::forecast::{
     ForecastJob, ForecastSummary, Progress, parse_freq, read_table, run_forecast,
 };
@@ -75,20 +74,12 @@ pub async fn run(args: ForecastArgs) -> anyhow::Result<ExitCode> {
     job.experiment = args.experiment.clone();
     job.user = std::env::var("USER").unwrap_or_else(|_| "kaizen".into());
 
-    let services = Services::open(
-        &settings::default_store_uri(),
-        &settings::default_artifacts_uri(),
-    )
-    .await?;
+    let services = settings::open_home_services().await?;
     let table = read_table(&args.data).map_err(to_core)?;
     let summary = run_forecast(&services, &job, &table, &Stderr)
         .await
         .map_err(to_core)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        print_summary(&summary);
-    }
+    crate::printer::report(args.json, &summary, print_summary)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -15,7 +15,6 @@ use std::process::ExitCode;
 use clap::Args;
 use hf_hub::api::tokio::{ApiBuilder, ApiError};
 use hf_hub::{Cache, Repo, RepoType};
-use kaizen_tracking::Services;
 use serde::Serialize;
 
 use crate::commands::classifier::embedder_ref;
@@ -85,11 +84,7 @@ pub async fn register_pretrained(args: RegisterPretrainedArgs) -> anyhow::Result
         embedder_ref(&dir, &embedder)
     })
     .await??;
-    let services = Services::open(
-        &settings::default_store_uri(),
-        &settings::default_artifacts_uri(),
-    )
-    .await?;
+    let services = settings::open_home_services().await?;
     let user = std::env::var("USER").unwrap_or_else(|_| "kaizen".into());
     let registered = kaizen_train::pretrained::register_embedder(
         &services,

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use kaizen_ml::Task;
-use kaizen_tracking::Services;
 use kaizen_train::forecast::read_table;
 use kaizen_train::search::{SearchSpace, Strategy, merge_settings};
 use kaizen_train::tabular::{TrainJob, TrainSummary, compact, default_learner, run_train};
@@ -95,20 +94,12 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     job.experiment = args.experiment.clone();
     job.user = std::env::var("USER").unwrap_or_else(|_| "kaizen".into());
 
-    let services = Services::open(
-        &settings::default_store_uri(),
-        &settings::default_artifacts_uri(),
-    )
-    .await?;
+    let services = settings::open_home_services().await?;
     let table = read_table(&args.data).map_err(to_core)?;
     let summary = run_train(&services, &job, &table, &Stderr)
         .await
         .map_err(to_core)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        print_summary(&summary);
-    }
+    crate::printer::report(args.json, &summary, print_summary)?;
     Ok(ExitCode::SUCCESS)
 }
 
