@@ -6,7 +6,7 @@
 //! families as one crate and would add minutes to every cold build for one encoder.
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder, embedding, layer_norm, linear};
+use candle_nn::{Embedding, LayerNorm, VarBuilder, embedding, layer_norm};
 use serde::Deserialize;
 
 /// The fields of `config.json` the encoder needs.
@@ -61,7 +61,7 @@ impl Activation {
 
     fn apply(self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Activation::Gelu => crate::ops::gelu_erf(x),
+            Activation::Gelu => kaizen_kernels::gelu_erf(x),
             Activation::GeluTanh => x.gelu(),
             Activation::Relu => x.relu(),
         }
@@ -105,13 +105,78 @@ impl Embeddings {
     }
 }
 
+/// `x · W + b` with `W` kept transposed, `(in, out)`, in memory order. With the `(out, in)`
+/// layout of the checkpoint, gemm copies ("packs") the whole weight matrix for every product,
+/// which cost more than the product itself for a sentence of a dozen tokens.
+struct Dense {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Dense {
+    /// The checkpoint's `(out, in)` matrices and biases of projections of the same input,
+    /// stacked into one product.
+    fn stacked(vbs: &[VarBuilder], inputs: usize, outputs: usize) -> Result<Self> {
+        let mut weights = Vec::with_capacity(vbs.len());
+        let mut biases = Vec::with_capacity(vbs.len());
+        for vb in vbs {
+            weights.push(vb.get((outputs, inputs), "weight")?);
+            biases.push(vb.get(outputs, "bias")?);
+        }
+        Ok(Dense {
+            weight: Tensor::cat(&weights, 0)?.t()?.contiguous()?,
+            bias: Tensor::cat(&biases, 0)?,
+        })
+    }
+
+    fn load(vb: VarBuilder, inputs: usize, outputs: usize) -> Result<Self> {
+        Self::stacked(&[vb], inputs, outputs)
+    }
+
+    /// `x`: (rows, in) → (rows, out).
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.matmul(&self.weight)?.broadcast_add(&self.bias)
+    }
+}
+
+/// Where a batch's real tokens are among its padded positions. Every projection runs over the
+/// real tokens only (half the positions of a typical batch are padding); attention, a small
+/// part of the work, runs on the padded layout, which it masks.
+struct Packing {
+    /// The padded position of each real token, in order.
+    real: Tensor,
+    /// The packed row of each padded position (row 0 for padding: a finite value it masks).
+    padded: Tensor,
+}
+
+impl Packing {
+    /// `None` when the batch has no padding to skip.
+    fn new(mask: &[u32], device: &candle_core::Device) -> Result<Option<Self>> {
+        let real: Vec<u32> = (0..mask.len() as u32)
+            .filter(|&i| mask[i as usize] != 0)
+            .collect();
+        if real.is_empty() || real.len() == mask.len() {
+            return Ok(None);
+        }
+        let mut padded = vec![0u32; mask.len()];
+        for (row, &position) in real.iter().enumerate() {
+            padded[position as usize] = row as u32;
+        }
+        let count = real.len();
+        Ok(Some(Packing {
+            real: Tensor::from_vec(real, count, device)?,
+            padded: Tensor::from_vec(padded, mask.len(), device)?,
+        }))
+    }
+}
+
 struct Layer {
-    /// query, key and value stacked: `3 · hidden` rows, one product for the three.
-    qkv: Linear,
-    attention_out: Linear,
+    /// query, key and value stacked: `3 · hidden` columns, one product for the three.
+    qkv: Dense,
+    attention_out: Dense,
     attention_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Dense,
+    output: Dense,
     output_norm: LayerNorm,
     heads: usize,
     head_dim: usize,
@@ -123,26 +188,16 @@ impl Layer {
         let h = c.hidden_size;
         let attention = vb.pp("attention");
         let this = attention.pp("self");
-        let projections = ["query", "key", "value"]
-            .iter()
-            .map(|name| linear(h, h, this.pp(name)))
-            .collect::<Result<Vec<_>>>()?;
-        let weights: Vec<&Tensor> = projections.iter().map(|p| p.weight()).collect();
-        let biases = projections
-            .iter()
-            .map(|p| p.bias().cloned())
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| candle_core::Error::Msg("a projection has no bias".into()))?;
         Ok(Layer {
-            qkv: Linear::new(Tensor::cat(&weights, 0)?, Some(Tensor::cat(&biases, 0)?)),
-            attention_out: linear(h, h, attention.pp("output").pp("dense"))?,
+            qkv: Dense::stacked(&[this.pp("query"), this.pp("key"), this.pp("value")], h, h)?,
+            attention_out: Dense::load(attention.pp("output").pp("dense"), h, h)?,
             attention_norm: layer_norm(
                 h,
                 c.layer_norm_eps,
                 attention.pp("output").pp("LayerNorm"),
             )?,
-            intermediate: linear(h, c.intermediate_size, vb.pp("intermediate").pp("dense"))?,
-            output: linear(c.intermediate_size, h, vb.pp("output").pp("dense"))?,
+            intermediate: Dense::load(vb.pp("intermediate").pp("dense"), h, c.intermediate_size)?,
+            output: Dense::load(vb.pp("output").pp("dense"), c.intermediate_size, h)?,
             output_norm: layer_norm(h, c.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
             heads: c.num_attention_heads,
             head_dim: h / c.num_attention_heads,
@@ -150,13 +205,17 @@ impl Layer {
         })
     }
 
-    /// `x`: (batch · len, hidden), the rows of each text one after another; `bias`: (batch, 1, 1,
-    /// len), 0 for tokens and a large negative number for padding. Every projection is one
-    /// product over all the batch's rows, not one per text.
-    fn forward(&self, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    /// `x`: the rows of the batch's real tokens (all `batch · len` positions when `packing` is
+    /// `None`), `(rows, hidden)`; `bias`: (batch, 1, 1, len), 0 for tokens and a large negative
+    /// number for padding. Every projection is one product over all the batch's rows.
+    fn forward(&self, x: &Tensor, bias: &Tensor, packing: Option<&Packing>) -> Result<Tensor> {
         let (b, _, _, len) = bias.dims4()?;
         let hidden = self.heads * self.head_dim;
         let qkv = self.qkv.forward(x)?;
+        let qkv = match packing {
+            Some(p) => qkv.index_select(&p.padded, 0)?,
+            None => qkv,
+        };
         let split = |part: usize| -> Result<Tensor> {
             qkv.narrow(1, part * hidden, hidden)?
                 .reshape((b, len, self.heads, self.head_dim))?
@@ -171,6 +230,10 @@ impl Layer {
             .matmul(&v)?
             .transpose(1, 2)?
             .reshape((b * len, hidden))?;
+        let context = match packing {
+            Some(p) => context.index_select(&p.real, 0)?,
+            None => context,
+        };
         let attended = self
             .attention_norm
             .forward(&(self.attention_out.forward(&context)? + x)?)?;
@@ -228,18 +291,45 @@ impl BertModel {
         let (b, len) = ids.dims2()?;
         let x = self.embeddings.forward(ids, type_ids)?;
         let hidden = x.dim(2)?;
-        let mut x = x.reshape((b * len, hidden))?;
+        let x = x.reshape((b * len, hidden))?;
         let mask = match mask {
-            Some(m) => m.to_dtype(DType::F32)?,
-            None => ids.ones_like()?.to_dtype(DType::F32)?,
+            Some(m) => m.to_dtype(DType::U32)?,
+            None => ids.ones_like()?.to_dtype(DType::U32)?,
         };
+        let packing = Packing::new(&mask.flatten_all()?.to_vec1::<u32>()?, ids.device())?;
         // (1 - mask) * min, as `transformers` builds its extended attention mask.
-        let bias = ((mask - 1.0)? * f64::from(f32::MAX))?
+        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * f64::from(f32::MAX))?
             .unsqueeze(1)?
             .unsqueeze(1)?;
+        let mut x = match &packing {
+            Some(p) => x.index_select(&p.real, 0)?,
+            None => x,
+        };
         for layer in &self.layers {
-            x = layer.forward(&x, &bias)?;
+            x = layer.forward(&x, &bias, packing.as_ref())?;
         }
+        // Padding positions get a copy of a real row: finite, and masked by every pooling.
+        let x = match &packing {
+            Some(p) => x.index_select(&p.padded, 0)?,
+            None => x,
+        };
         x.reshape((b, len, hidden))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn packing_maps_real_tokens_both_ways() {
+        // Two texts of four positions: three tokens and one of padding, then two and two.
+        let mask = [1, 1, 1, 0, 1, 1, 0, 0];
+        let p = Packing::new(&mask, &Device::Cpu).unwrap().unwrap();
+        assert_eq!(p.real.to_vec1::<u32>().unwrap(), [0, 1, 2, 4, 5]);
+        assert_eq!(p.padded.to_vec1::<u32>().unwrap(), [0, 1, 2, 0, 3, 4, 0, 0]);
+        // Nothing to skip without padding.
+        assert!(Packing::new(&[1, 1, 1], &Device::Cpu).unwrap().is_none());
     }
 }

@@ -20,7 +20,6 @@ pub mod html;
 pub mod http;
 mod llama;
 pub mod llm;
-mod ops;
 pub mod sentences;
 pub mod seq2seq;
 pub mod source;

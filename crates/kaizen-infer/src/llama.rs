@@ -23,6 +23,8 @@ use candle_core::quantized::{QMatMul, QStorage, QTensor, gguf_file};
 use candle_core::{D, Device, IndexOp, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
 
+use kaizen_kernels::Q4_1Matrix;
+
 /// From this many rows on, a projection dequantizes its weights and runs a GEMM.
 const GEMM_MIN_ROWS: usize = 16;
 
@@ -90,6 +92,8 @@ impl Config {
 struct Linear {
     weight: Arc<QTensor>,
     quantized: QMatMul,
+    /// Q4_1 weights for the few-row products, where candle has no SIMD kernel for them.
+    q4_1: Option<Q4_1Matrix>,
 }
 
 impl Linear {
@@ -97,6 +101,7 @@ impl Linear {
         let weight = Arc::new(weight);
         Ok(Linear {
             quantized: QMatMul::from_arc(weight.clone())?,
+            q4_1: Q4_1Matrix::from_qtensor(&weight)?,
             weight,
         })
     }
@@ -108,6 +113,20 @@ impl Linear {
         if is_quantized && rows >= GEMM_MIN_ROWS {
             let w = self.weight.dequantize(x.device())?;
             return x.matmul(&w.t()?);
+        }
+        if let Some(q4_1) = &self.q4_1
+            && x.device().is_cpu()
+        {
+            let (inputs, outputs) = (q4_1.cols(), q4_1.rows());
+            let values: Vec<f32> = x.flatten_all()?.to_vec1()?;
+            let mut out = vec![0f32; rows * outputs];
+            for (row, y) in values
+                .chunks_exact(inputs)
+                .zip(out.chunks_exact_mut(outputs))
+            {
+                q4_1.gemv(row, y);
+            }
+            return Tensor::from_vec(out, (rows, outputs), x.device());
         }
         self.quantized.forward(x)
     }
@@ -359,7 +378,7 @@ impl CloneQuantized for QTensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::max_abs;
+    use kaizen_kernels::max_abs;
 
     /// The largest absolute value of `t`.
     #[test]

@@ -373,10 +373,12 @@ impl Llm {
 /// of the block's largest, so the model is the file's model; it takes about 1.7 times the memory
 /// of Q4_1 and generates several times faster.
 fn requantize(tensor: QTensor) -> candle_core::Result<QTensor> {
-    let slow = matches!(
-        tensor.dtype(),
-        GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1
-    );
+    let slow = match tensor.dtype() {
+        // kaizen's own kernel multiplies Q4_1 as it is (`q4_1.rs`), where the CPU has AVX2.
+        GgmlDType::Q4_1 => !kaizen_kernels::q4_1::supported(),
+        GgmlDType::Q5_0 | GgmlDType::Q5_1 => true,
+        _ => false,
+    };
     let fits = tensor.shape().dims().last().is_some_and(|d| d % 32 == 0);
     if !(slow && fits) {
         return Ok(tensor);

@@ -267,10 +267,10 @@ fn causal_mask(rows: usize, start: usize, device: &Device) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::max_abs;
     use candle_core::DType;
     use candle_nn::VarMap;
     use candle_transformers::models::whisper::model::Whisper;
+    use kaizen_kernels::max_abs;
 
     const D: usize = 32;
 

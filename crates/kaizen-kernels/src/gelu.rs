@@ -1,4 +1,4 @@
-//! Tensor operations candle has only in a slow form on the CPU.
+//! The exact GELU on the CPU, vectorized and over the thread pool.
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -11,7 +11,7 @@ const CHUNK: usize = 1 << 14;
 /// candle's `gelu_erf` calls a scalar `erf` per value on one thread; this one evaluates erf as a
 /// rational function the compiler vectorizes, over the thread pool. Its error against the exact
 /// erf is about 1e-7, the precision of an f32.
-pub(crate) fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
     if x.dtype() == DType::F32 && x.device().is_cpu() {
         x.contiguous()?.apply_op1_no_bwd(&GeluErf)
     } else {
@@ -69,18 +69,10 @@ fn erf(x: f32) -> f32 {
     x * p / q
 }
 
-/// The largest absolute value of `t`: how far apart two results are, in tests.
-#[cfg(test)]
-pub(crate) fn max_abs(t: &Tensor) -> f32 {
-    t.abs()
-        .and_then(|a| a.max_all())
-        .and_then(|m| m.to_scalar::<f32>())
-        .expect("an f32 tensor")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::max_abs;
     use candle_core::Device;
 
     #[test]
