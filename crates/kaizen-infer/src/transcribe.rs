@@ -1,7 +1,7 @@
 //! Speech to text with Whisper in Hugging Face layout (`config.json`, `tokenizer.json`,
 //! `model.safetensors`; `kaizen models import --from ctranslate2` makes one from
-//! faster-whisper's files): candle-transformers' audio encoder and kaizen's own cached decoder
-//! (`whisper.rs`).
+//! faster-whisper's files), on kaizen's own Whisper encoder and cached decoder (`whisper.rs`)
+//! over candle.
 //!
 //! Decoding follows OpenAI's `transcribe()` with greedy search (temperature 0, no fallback to
 //! sampling, so the same audio always gives the same text): the audio is cut into 30-second
@@ -15,7 +15,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::whisper::{self as m, Config, audio::pcm_to_mel};
+use candle_transformers::models::whisper::{self as m, Config};
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
@@ -23,7 +23,7 @@ use crate::audio::{self, Audio};
 use crate::embed::Embedder;
 use crate::error::{InferError, Result};
 use crate::summarize::Summary;
-use crate::whisper::Decoder;
+use crate::whisper::{Decoder, Encoder};
 
 /// At most this many tokens are sampled per window (Whisper's `n_text_ctx // 2`).
 const SAMPLE_LEN: usize = 224;
@@ -81,7 +81,7 @@ struct Specials {
 
 /// A loaded Whisper model.
 pub struct Transcriber {
-    encoder: m::model::AudioEncoder,
+    encoder: Encoder,
     decoder: Decoder,
     tokenizer: Tokenizer,
     config: Config,
@@ -189,10 +189,7 @@ impl Transcriber {
         // SAFETY: the weights file is mapped read-only; candle copies what it keeps.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device) }
             .map_err(|e| invalid(&weights, e.to_string()))?;
-        // candle-transformers loads its decoder too; only its encoder is kept.
-        let encoder = m::model::Whisper::load(&vb, config.clone())
-            .map_err(|e| invalid(&weights, e.to_string()))?
-            .encoder;
+        let encoder = Encoder::load(&vb, &config).map_err(|e| invalid(&weights, e.to_string()))?;
         let decoder = Decoder::load(&vb, &config).map_err(|e| invalid(&weights, e.to_string()))?;
         let filters = audio::mel_filters(audio::SAMPLE_RATE, m::N_FFT, config.num_mel_bins);
         let name = dir
@@ -234,12 +231,16 @@ impl Transcriber {
             return Err(InferError::invalid("the audio is empty"));
         }
         let n_mels = self.config.num_mel_bins;
-        let mel = pcm_to_mel(&self.config, &audio.samples, &self.filters);
+        let mel = audio::log_mel(
+            &audio.samples,
+            &self.filters,
+            m::N_FFT,
+            m::HOP_LENGTH,
+            n_mels,
+        );
         let mel_len = mel.len() / n_mels;
         let mel = Tensor::from_vec(mel, (1, n_mels, mel_len), &self.device)?;
         let content_frames = (audio.samples.len() / m::HOP_LENGTH).min(mel_len);
-        // A clone shares the weights; its caches are this call's own.
-        let mut encoder = self.encoder.clone();
         let mut segments = Vec::new();
         let mut seek = 0;
         while seek < content_frames {
@@ -256,7 +257,7 @@ impl Transcriber {
                 )?;
                 window = Tensor::cat(&[&window, &pad], 2)?;
             }
-            let decoded = self.decode_window(&mut encoder, &window)?;
+            let decoded = self.decode_window(&window)?;
             let skip = decoded.no_speech_prob > m::NO_SPEECH_THRESHOLD
                 && decoded.avg_logprob <= m::LOGPROB_THRESHOLD;
             let advance = if skip {
@@ -296,8 +297,8 @@ impl Transcriber {
     }
 
     /// Greedy decoding of one 30-second window of mel frames.
-    fn decode_window(&self, encoder: &mut m::model::AudioEncoder, mel: &Tensor) -> Result<Decoded> {
-        let features = encoder.forward(mel, true)?;
+    fn decode_window(&self, mel: &Tensor) -> Result<Decoded> {
+        let features = self.encoder.forward(mel)?;
         let mut state = self.decoder.start(&features)?;
         let mut tokens = self.sot_sequence.clone();
         let sample_begin = tokens.len();

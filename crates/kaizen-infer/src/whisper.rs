@@ -1,9 +1,17 @@
-//! Whisper's text decoder with attention caches: the half of the model that runs once per token.
+//! Whisper's audio encoder and text decoder (Hugging Face weight names).
 //!
-//! candle-transformers' decoder is the reference this follows (same weights, same layer order,
-//! same tanh-approximated GELU). Its decoder keeps no self-attention cache, so step `t` of a
-//! window runs all `t` tokens through every layer again, and the cost of a window grows with the
-//! square of its length. Here each step runs only the new token:
+//! candle-transformers' Whisper is the reference this follows (same weights, same layer order;
+//! the tests check both against it). It is kaizen's own for three reasons:
+//!
+//! - **GELU**: Whisper is trained with the exact (erf) GELU; candle-transformers uses the tanh
+//!   approximation, on one thread, in scalar code. Here it is the exact one, vectorized
+//!   (`kaizen_kernels::gelu_erf`).
+//! - **Encoder attention** runs one head at a time: a head's 1500 × 1500 scores are 9 MB, which
+//!   the allocator reuses, where all heads at once are a fresh 54 MB mapping per layer whose
+//!   page faults cost more than the softmax over it.
+//! - **Decoder caches**: candle-transformers' decoder keeps no self-attention cache, so step `t`
+//!   of a window runs all `t` tokens through every layer again, and the cost of a window grows
+//!   with the square of its length. Here each step runs only the new token:
 //!
 //! - **Self-attention** keys and values of earlier tokens are kept per layer, preallocated and
 //!   appended in place (candle-nn's `KvCache`).
@@ -16,9 +24,9 @@
 //!   int8 models do the same).
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{Device, Module, Result, Tensor};
+use candle_core::{D, Device, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
-use candle_nn::{LayerNorm, Linear, VarBuilder};
+use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
 use candle_transformers::models::whisper::Config;
 
 fn layer_norm(size: usize, vb: VarBuilder) -> Result<LayerNorm> {
@@ -56,6 +64,139 @@ fn stacked(size: usize, names: &[&str], vb: &VarBuilder) -> Result<Linear> {
     ))
 }
 
+/// The activation of both halves: the exact GELU (the tests swap in candle's tanh form to
+/// compare with candle-transformers).
+type Activation = fn(&Tensor) -> Result<Tensor>;
+
+fn gelu(x: &Tensor) -> Result<Tensor> {
+    kaizen_kernels::gelu_erf(x)
+}
+
+fn conv1d(inputs: usize, outputs: usize, stride: usize, vb: VarBuilder) -> Result<Conv1d> {
+    let config = Conv1dConfig {
+        padding: 1,
+        stride,
+        dilation: 1,
+        groups: 1,
+        cudnn_fwd_algo: None,
+    };
+    Ok(Conv1d::new(
+        vb.get((outputs, inputs, 3), "weight")?,
+        Some(vb.get(outputs, "bias")?),
+        config,
+    ))
+}
+
+/// Whisper's sinusoidal positions, `(length, channels)`: sines then cosines.
+fn sinusoids(length: usize, channels: usize, device: &Device) -> Result<Tensor> {
+    let half = channels / 2;
+    let increment = 10_000f32.ln() / (half.max(2) - 1) as f32;
+    let mut values = Vec::with_capacity(length * channels);
+    for t in 0..length {
+        let angles = (0..half).map(|i| t as f32 * (-(i as f32) * increment).exp());
+        values.extend(angles.clone().map(f32::sin));
+        values.extend(angles.map(f32::cos));
+    }
+    Tensor::from_vec(values, (length, channels), device)
+}
+
+#[derive(Debug, Clone)]
+struct EncoderBlock {
+    attn_ln: LayerNorm,
+    /// q, k and v stacked: `3 · d` rows.
+    qkv: Linear,
+    out: Linear,
+    mlp_ln: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+/// The audio encoder's weights, shared by every transcription.
+#[derive(Debug, Clone)]
+pub(crate) struct Encoder {
+    conv1: Conv1d,
+    conv2: Conv1d,
+    /// `(n_audio_ctx, d)`.
+    positions: Tensor,
+    blocks: Vec<EncoderBlock>,
+    ln_post: LayerNorm,
+    n_head: usize,
+    head_dim: usize,
+    activation: Activation,
+}
+
+impl Encoder {
+    /// Loads `model.encoder.*` of a Hugging Face Whisper checkpoint (`vb` at the root).
+    pub(crate) fn load(vb: &VarBuilder, config: &Config) -> Result<Self> {
+        let vb = vb.pp("model.encoder");
+        let d = config.d_model;
+        let n_head = config.encoder_attention_heads;
+        if n_head == 0 || !d.is_multiple_of(n_head) {
+            candle_core::bail!("{n_head} attention heads do not divide a width of {d}");
+        }
+        let blocks = (0..config.encoder_layers)
+            .map(|i| {
+                let vb = vb.pp(format!("layers.{i}"));
+                let attn = vb.pp("self_attn");
+                Ok(EncoderBlock {
+                    attn_ln: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
+                    qkv: stacked(d, &["q_proj", "k_proj", "v_proj"], &attn)?,
+                    out: linear(d, d, attn.pp("out_proj"))?,
+                    mlp_ln: layer_norm(d, vb.pp("final_layer_norm"))?,
+                    fc1: linear(d, 4 * d, vb.pp("fc1"))?,
+                    fc2: linear(4 * d, d, vb.pp("fc2"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Encoder {
+            conv1: conv1d(config.num_mel_bins, d, 1, vb.pp("conv1"))?,
+            conv2: conv1d(d, d, 2, vb.pp("conv2"))?,
+            positions: sinusoids(config.max_source_positions, d, vb.device())?,
+            blocks,
+            ln_post: layer_norm(d, vb.pp("layer_norm"))?,
+            n_head,
+            head_dim: d / n_head,
+            activation: gelu,
+        })
+    }
+
+    /// A window of log-mel frames, `(1, n_mels, frames)`, to the features the decoder attends
+    /// to, `(1, frames / 2, d)`.
+    pub(crate) fn forward(&self, mel: &Tensor) -> Result<Tensor> {
+        let act = self.activation;
+        let x = act(&self.conv1.forward(mel)?)?;
+        let x = act(&self.conv2.forward(&x)?)?;
+        let x = x.squeeze(0)?.t()?.contiguous()?;
+        let (frames, d) = x.dims2()?;
+        if frames > self.positions.dim(0)? {
+            candle_core::bail!(
+                "{frames} frames exceed the encoder's {} positions",
+                self.positions.dim(0)?
+            );
+        }
+        let mut x = x.add(&self.positions.narrow(0, 0, frames)?)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        for block in &self.blocks {
+            let qkv = block.qkv.forward(&block.attn_ln.forward(&x)?)?;
+            let heads = (0..self.n_head)
+                .map(|h| {
+                    let part = |which: usize| {
+                        qkv.narrow(1, which * d + h * self.head_dim, self.head_dim)?
+                            .contiguous()
+                    };
+                    let q = (part(0)? * scale)?;
+                    let att = candle_nn::ops::softmax_last_dim(&q.matmul(&part(1)?.t()?)?)?;
+                    att.matmul(&part(2)?)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            x = (x + block.out.forward(&Tensor::cat(&heads, D::Minus1)?)?)?;
+            let h = act(&block.fc1.forward(&block.mlp_ln.forward(&x)?)?)?;
+            x = (x + block.fc2.forward(&h)?)?;
+        }
+        self.ln_post.forward(&x)?.unsqueeze(0)
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Block {
     self_ln: LayerNorm,
@@ -85,6 +226,7 @@ pub(crate) struct Decoder {
     ln: LayerNorm,
     n_head: usize,
     head_dim: usize,
+    activation: Activation,
 }
 
 /// What one window's decoding remembers between steps.
@@ -145,6 +287,7 @@ impl Decoder {
             ln: layer_norm(d, vb.pp("layer_norm"))?,
             n_head,
             head_dim: d / n_head,
+            activation: gelu,
         })
     }
 
@@ -234,7 +377,7 @@ impl Decoder {
             let y = candle_nn::ops::softmax_last_dim(&att)?.matmul(cross_v)?;
             x = (x + block.cross_out.forward(&self.merge(&y, rows)?)?)?;
 
-            let h = block.fc1.forward(&block.mlp_ln.forward(&x)?)?.gelu()?;
+            let h = (self.activation)(&block.fc1.forward(&block.mlp_ln.forward(&x)?)?)?;
             x = (x + block.fc2.forward(&h)?)?;
         }
         self.ln.forward(&x)
@@ -308,7 +451,8 @@ mod tests {
         let (map, config) = random_model();
         let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
         let mut reference = Whisper::load(&vb, config.clone()).unwrap();
-        let decoder = Decoder::load(&vb, &config).unwrap();
+        let mut decoder = Decoder::load(&vb, &config).unwrap();
+        decoder.activation = tanh_gelu;
         let features = Tensor::randn(0f32, 1.0, (1, 6, D), &Device::Cpu).unwrap();
         let tokens = [3u32, 17, 5, 29, 11, 2];
 
@@ -356,6 +500,39 @@ mod tests {
             diff < 0.05 * scale,
             "logits differ by {diff} (largest {scale})"
         );
+    }
+
+    /// candle-transformers' GELU, to compare with it.
+    fn tanh_gelu(x: &Tensor) -> Result<Tensor> {
+        x.gelu()
+    }
+
+    #[test]
+    fn the_encoder_matches_candle_transformers() {
+        let (map, config) = random_model();
+        let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
+        let mut reference = Whisper::load(&vb, config.clone()).unwrap();
+        let mut encoder = Encoder::load(&vb, &config).unwrap();
+        // 12 mel frames: 6 positions after the strided convolution.
+        let mel = Tensor::randn(0f32, 1.0, (1, 8, 12), &Device::Cpu).unwrap();
+        let expected = reference.encoder.forward(&mel, true).unwrap();
+        encoder.activation = tanh_gelu;
+        let got = encoder.forward(&mel).unwrap();
+        assert_eq!(got.dims(), [1, 6, D]);
+        let diff = max_abs(&(&got - &expected).unwrap());
+        assert!(diff < 1e-4, "features differ by {diff}");
+        // The exact GELU moves the features a little, not a lot.
+        encoder.activation = gelu;
+        let exact = encoder.forward(&mel).unwrap();
+        let moved = max_abs(&(&exact - &expected).unwrap());
+        assert!(
+            moved > 0.0 && moved < 0.1,
+            "the exact GELU moved the features by {moved}"
+        );
+        // More frames than positions are refused.
+        let long = Tensor::zeros((1, 8, 14), DType::F32, &Device::Cpu).unwrap();
+        let err = encoder.forward(&long).unwrap_err();
+        assert!(err.to_string().contains("7 frames exceed"), "{err}");
     }
 
     #[test]
