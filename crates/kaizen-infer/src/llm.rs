@@ -308,6 +308,10 @@ impl Llm {
 
     /// Continues `prompt` until the model ends its turn or `max_new_tokens` are written.
     pub fn generate(&self, prompt: &str, options: &GenerateOptions) -> Result<Generation> {
+        kaizen_kernels::on_thread_pool(|| self.generate_on_pool(prompt, options))
+    }
+
+    fn generate_on_pool(&self, prompt: &str, options: &GenerateOptions) -> Result<Generation> {
         let mut ids: Vec<u32> = self.bos.into_iter().collect();
         ids.extend(self.encode(prompt)?);
         if ids.is_empty() {

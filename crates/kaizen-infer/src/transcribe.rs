@@ -226,6 +226,10 @@ impl Transcriber {
 
     /// Transcribes, telling `progress` after each window.
     pub fn transcribe_with(&self, audio: &Audio, progress: &dyn Progress) -> Result<Transcript> {
+        kaizen_kernels::on_thread_pool(|| self.transcribe_on_pool(audio, progress))
+    }
+
+    fn transcribe_on_pool(&self, audio: &Audio, progress: &dyn Progress) -> Result<Transcript> {
         let total = audio.seconds();
         if audio.samples.is_empty() {
             return Err(InferError::invalid("the audio is empty"));

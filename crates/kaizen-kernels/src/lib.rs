@@ -10,6 +10,16 @@ pub mod q4_1;
 pub use gelu::gelu_erf;
 pub use q4_1::Q4_1Matrix;
 
+/// Runs `work` on a worker of rayon's global pool and waits for it.
+///
+/// candle's f32 matrix products fork onto that pool. Called from a thread outside it (a tokio
+/// blocking thread, the CLI's main thread), every product is a job injected into the pool and a
+/// wait for it: two wake-ups across threads per product, which took a third of the time of a
+/// short sentence's embedding. From a worker, the products fork and join in place.
+pub fn on_thread_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| work())
+}
+
 /// The largest absolute value of `t`: how far apart two results are, in tests.
 #[doc(hidden)]
 pub fn max_abs(t: &candle_core::Tensor) -> f32 {
