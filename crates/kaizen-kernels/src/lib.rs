@@ -1,12 +1,15 @@
-//! CPU kernels that candle lacks or has only in scalar form, for `kaizen-infer`'s models.
+//! CPU kernels that candle lacks or has only in scalar form, for `kaizen-infer`'s models: Q4_1
+//! weights times a row, one position's attention over a cache, the exact GELU.
 //!
 //! A crate of its own so that it is optimized in every build profile (see the workspace's
 //! `[profile.dev.package.kaizen-kernels]`): unoptimized SIMD code is slower than the scalar
 //! code it replaces, and the tests generate with these kernels.
 
+pub mod attention;
 pub mod gelu;
 pub mod q4_1;
 
+pub use attention::{CacheLayout, attend_one};
 pub use gelu::gelu_erf;
 pub use q4_1::Q4_1Matrix;
 
