@@ -11,6 +11,7 @@
 
 pub mod abstractive;
 pub mod ask;
+mod attention;
 pub mod audio;
 mod bert;
 pub mod ct2;

@@ -29,6 +29,8 @@ use candle_nn::kv_cache::KvCache;
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
 use candle_transformers::models::whisper::Config;
 
+use crate::attention::attend_in_place;
+
 fn layer_norm(size: usize, vb: VarBuilder) -> Result<LayerNorm> {
     Ok(LayerNorm::new(
         vb.get(size, "weight")?,
@@ -363,19 +365,32 @@ impl Decoder {
             let k = self.heads(&qkv.narrow(1, d, d)?, rows)?;
             let v = self.heads(&qkv.narrow(1, 2 * d, d)?, rows)?;
             let (k, v) = self_kv.append(&k, &v)?;
-            let att = q.matmul(&k.t()?)?;
-            let att = match &mask {
-                Some(mask) => att.broadcast_add(mask)?,
-                None => att,
+            let y = match (rows == 1).then(|| attend_in_place(&q, &k, &v, 1.0)) {
+                Some(Some(y)) => y?,
+                _ => {
+                    let att = q.matmul(&k.t()?)?;
+                    let att = match &mask {
+                        Some(mask) => att.broadcast_add(mask)?,
+                        None => att,
+                    };
+                    let y = candle_nn::ops::softmax_last_dim(&att)?.matmul(&v)?;
+                    self.merge(&y, rows)?
+                }
             };
-            let y = candle_nn::ops::softmax_last_dim(&att)?.matmul(&v)?;
-            x = (x + block.self_out.forward(&self.merge(&y, rows)?)?)?;
+            x = (x + block.self_out.forward(&y)?)?;
 
             let q = block.cross_q.forward(&block.cross_ln.forward(&x)?)?;
             let q = (self.heads(&q, rows)? * scale)?;
-            let att = q.matmul(&cross_k.t()?)?;
-            let y = candle_nn::ops::softmax_last_dim(&att)?.matmul(cross_v)?;
-            x = (x + block.cross_out.forward(&self.merge(&y, rows)?)?)?;
+            // One token reads the frames' keys in place; products would copy them every step.
+            let y = match (rows == 1).then(|| attend_in_place(&q, cross_k, cross_v, 1.0)) {
+                Some(Some(y)) => y?,
+                _ => {
+                    let att = q.matmul(&cross_k.t()?)?;
+                    let y = candle_nn::ops::softmax_last_dim(&att)?.matmul(cross_v)?;
+                    self.merge(&y, rows)?
+                }
+            };
+            x = (x + block.cross_out.forward(&y)?)?;
 
             let h = (self.activation)(&block.fc1.forward(&block.mlp_ln.forward(&x)?)?)?;
             x = (x + block.fc2.forward(&h)?)?;
