@@ -89,6 +89,14 @@ fn conv1d(inputs: usize, outputs: usize, stride: usize, vb: VarBuilder) -> Resul
     ))
 }
 
+/// The width of each of `n_head` attention heads over `d` values.
+fn head_dim(d: usize, n_head: usize) -> Result<usize> {
+    if n_head == 0 || !d.is_multiple_of(n_head) {
+        candle_core::bail!("{n_head} attention heads do not divide a width of {d}");
+    }
+    Ok(d / n_head)
+}
+
 /// Whisper's sinusoidal positions, `(length, channels)`: sines then cosines.
 fn sinusoids(length: usize, channels: usize, device: &Device) -> Result<Tensor> {
     let half = channels / 2;
@@ -102,15 +110,37 @@ fn sinusoids(length: usize, channels: usize, device: &Device) -> Result<Tensor> 
     Tensor::from_vec(values, (length, channels), device)
 }
 
+/// A block's feed-forward half: `x + fc2(act(fc1(ln(x))))`, the same in both halves.
+#[derive(Debug, Clone)]
+struct Mlp {
+    ln: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Mlp {
+    fn load(d: usize, vb: &VarBuilder) -> Result<Self> {
+        Ok(Mlp {
+            ln: layer_norm(d, vb.pp("final_layer_norm"))?,
+            fc1: linear(d, 4 * d, vb.pp("fc1"))?,
+            fc2: linear(4 * d, d, vb.pp("fc2"))?,
+        })
+    }
+
+    /// `x` with the block's feed-forward output added.
+    fn residual(&self, x: Tensor, act: Activation) -> Result<Tensor> {
+        let h = act(&self.fc1.forward(&self.ln.forward(&x)?)?)?;
+        x + self.fc2.forward(&h)?
+    }
+}
+
 #[derive(Debug, Clone)]
 struct EncoderBlock {
     attn_ln: LayerNorm,
     /// q, k and v stacked: `3 · d` rows.
     qkv: Linear,
     out: Linear,
-    mlp_ln: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    mlp: Mlp,
 }
 
 /// The audio encoder's weights, shared by every transcription.
@@ -133,9 +163,7 @@ impl Encoder {
         let vb = vb.pp("model.encoder");
         let d = config.d_model;
         let n_head = config.encoder_attention_heads;
-        if n_head == 0 || !d.is_multiple_of(n_head) {
-            candle_core::bail!("{n_head} attention heads do not divide a width of {d}");
-        }
+        let head_dim = head_dim(d, n_head)?;
         let blocks = (0..config.encoder_layers)
             .map(|i| {
                 let vb = vb.pp(format!("layers.{i}"));
@@ -144,9 +172,7 @@ impl Encoder {
                     attn_ln: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
                     qkv: stacked(d, &["q_proj", "k_proj", "v_proj"], &attn)?,
                     out: linear(d, d, attn.pp("out_proj"))?,
-                    mlp_ln: layer_norm(d, vb.pp("final_layer_norm"))?,
-                    fc1: linear(d, 4 * d, vb.pp("fc1"))?,
-                    fc2: linear(4 * d, d, vb.pp("fc2"))?,
+                    mlp: Mlp::load(d, &vb)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -157,7 +183,7 @@ impl Encoder {
             blocks,
             ln_post: layer_norm(d, vb.pp("layer_norm"))?,
             n_head,
-            head_dim: d / n_head,
+            head_dim,
             activation: gelu,
         })
     }
@@ -192,8 +218,7 @@ impl Encoder {
                 })
                 .collect::<Result<Vec<_>>>()?;
             x = (x + block.out.forward(&Tensor::cat(&heads, D::Minus1)?)?)?;
-            let h = act(&block.fc1.forward(&block.mlp_ln.forward(&x)?)?)?;
-            x = (x + block.fc2.forward(&h)?)?;
+            x = block.mlp.residual(x, act)?;
         }
         self.ln_post.forward(&x)?.unsqueeze(0)
     }
@@ -210,9 +235,7 @@ struct Block {
     /// k and v of cross-attention, stacked: `2 · d` rows.
     cross_kv: Linear,
     cross_out: Linear,
-    mlp_ln: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    mlp: Mlp,
 }
 
 /// The decoder's weights, shared by every transcription.
@@ -251,9 +274,7 @@ impl Decoder {
         let vb = vb.pp("model.decoder");
         let d = config.d_model;
         let n_head = config.decoder_attention_heads;
-        if n_head == 0 || !d.is_multiple_of(n_head) {
-            candle_core::bail!("{n_head} attention heads do not divide a width of {d}");
-        }
+        let head_dim = head_dim(d, n_head)?;
         let embedding = vb.get((config.vocab_size, d), "embed_tokens.weight")?;
         // Q8_0 packs rows in blocks of 32 values; another width keeps the f32 matrix.
         let output = if d.is_multiple_of(GgmlDType::Q8_0.block_size()) {
@@ -275,9 +296,7 @@ impl Decoder {
                     cross_q: linear(d, d, cross_attn.pp("q_proj"))?,
                     cross_kv: stacked(d, &["k_proj", "v_proj"], &cross_attn)?,
                     cross_out: linear(d, d, cross_attn.pp("out_proj"))?,
-                    mlp_ln: layer_norm(d, vb.pp("final_layer_norm"))?,
-                    fc1: linear(d, 4 * d, vb.pp("fc1"))?,
-                    fc2: linear(4 * d, d, vb.pp("fc2"))?,
+                    mlp: Mlp::load(d, &vb)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -288,7 +307,7 @@ impl Decoder {
             blocks,
             ln: layer_norm(d, vb.pp("layer_norm"))?,
             n_head,
-            head_dim: d / n_head,
+            head_dim,
             activation: gelu,
         })
     }
@@ -392,8 +411,7 @@ impl Decoder {
             };
             x = (x + block.cross_out.forward(&y)?)?;
 
-            let h = (self.activation)(&block.fc1.forward(&block.mlp_ln.forward(&x)?)?)?;
-            x = (x + block.fc2.forward(&h)?)?;
+            x = block.mlp.residual(x, self.activation)?;
         }
         self.ln.forward(&x)
     }
