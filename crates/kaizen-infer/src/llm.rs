@@ -378,8 +378,9 @@ impl Llm {
 /// of Q4_1 and generates several times faster.
 fn requantize(tensor: QTensor) -> candle_core::Result<QTensor> {
     let slow = match tensor.dtype() {
-        // kaizen's own kernel multiplies Q4_1 as it is (`q4_1.rs`), where the CPU has AVX2.
-        GgmlDType::Q4_1 => !kaizen_kernels::q4_1::supported(),
+        // kaizen's own kernel multiplies Q4_1 as it is (`kaizen-kernels`), on a CPU with AVX2;
+        // elsewhere (a GPU included) the weights are requantized as before.
+        GgmlDType::Q4_1 => !(tensor.device().is_cpu() && kaizen_kernels::q4_1::supported()),
         GgmlDType::Q5_0 | GgmlDType::Q5_1 => true,
         _ => false,
     };

@@ -54,10 +54,11 @@ pub struct Q4_1Matrix {
 }
 
 impl Q4_1Matrix {
-    /// The matrix of `tensor`, or `None` when it is not a 2-D Q4_1 tensor or the CPU lacks the
-    /// kernel's instructions.
+    /// The matrix of `tensor`, or `None` when it is not a 2-D Q4_1 tensor on the CPU or the CPU
+    /// lacks the kernel's instructions.
     pub fn from_qtensor(tensor: &QTensor) -> candle_core::Result<Option<Self>> {
-        if tensor.dtype() != GgmlDType::Q4_1 || !supported() {
+        // A GPU's tensors stay there: candle multiplies them with its own kernels.
+        if tensor.dtype() != GgmlDType::Q4_1 || !tensor.device().is_cpu() || !supported() {
             return Ok(None);
         }
         let Ok((rows, cols)) = tensor.shape().dims2() else {
