@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    settings::keep_freed_memory();
     let cli = cli::Cli::parse();
     settings::init_tracing(cli.global.verbose, cli.global.quiet);
     match commands::run(cli) {
