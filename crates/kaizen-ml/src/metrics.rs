@@ -193,7 +193,8 @@ pub fn classification(actual: &[f64], proba: &[Vec<f64>]) -> ClassificationMetri
     }
 }
 
-fn argmax(p: &[f64]) -> usize {
+/// The index of the largest probability (the first on ties): a classifier's predicted class.
+pub fn argmax(p: &[f64]) -> usize {
     p.iter()
         .enumerate()
         .fold((0, f64::NEG_INFINITY), |best, (k, &v)| {

@@ -236,14 +236,7 @@ impl PretrainedServed {
             .predict_proba(&x)
             .into_iter()
             .map(|p| {
-                let best = p
-                    .iter()
-                    .enumerate()
-                    .fold(
-                        (0, f64::NEG_INFINITY),
-                        |b, (k, &v)| if v > b.1 { (k, v) } else { b },
-                    )
-                    .0;
+                let best = kaizen_ml::metrics::argmax(&p);
                 Prediction::Class {
                     label: labels[best].clone(),
                     probabilities: labels.iter().cloned().zip(p).collect(),

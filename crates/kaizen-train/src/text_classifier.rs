@@ -451,14 +451,7 @@ async fn run_tracked(
     .await?;
     let mut errors = Vec::new();
     for (i, p) in proba.iter().enumerate() {
-        let best = p
-            .iter()
-            .enumerate()
-            .fold(
-                (0, f64::NEG_INFINITY),
-                |b, (k, &v)| if v > b.1 { (k, v) } else { b },
-            )
-            .0;
+        let best = kaizen_ml::metrics::argmax(p);
         if best != data.y_test[i] as usize && errors.len() < 10 {
             errors.push((
                 data.test.texts[i].clone(),
