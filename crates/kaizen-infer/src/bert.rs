@@ -9,6 +9,8 @@ use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, VarBuilder, embedding, layer_norm};
 use serde::Deserialize;
 
+use crate::dense::Dense;
+
 /// The fields of `config.json` the encoder needs.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Config {
@@ -108,35 +110,19 @@ impl Embeddings {
 /// `x · W + b` with `W` kept transposed, `(in, out)`, in memory order. With the `(out, in)`
 /// layout of the checkpoint, gemm copies ("packs") the whole weight matrix for every product,
 /// which cost more than the product itself for a sentence of a dozen tokens.
-struct Dense {
-    weight: Tensor,
-    bias: Tensor,
-}
-
-impl Dense {
-    /// The checkpoint's `(out, in)` matrices and biases of projections of the same input,
-    /// stacked into one product.
-    fn stacked(vbs: &[VarBuilder], inputs: usize, outputs: usize) -> Result<Self> {
-        let mut weights = Vec::with_capacity(vbs.len());
-        let mut biases = Vec::with_capacity(vbs.len());
-        for vb in vbs {
-            weights.push(vb.get((outputs, inputs), "weight")?);
-            biases.push(vb.get(outputs, "bias")?);
-        }
-        Ok(Dense {
-            weight: Tensor::cat(&weights, 0)?.t()?.contiguous()?,
-            bias: Tensor::cat(&biases, 0)?,
+/// The checkpoint's projections `vbs` of the same input (each `(out, in)` with a bias),
+/// stacked into one product.
+fn stacked(vbs: &[VarBuilder], inputs: usize, outputs: usize) -> Result<Dense> {
+    let parts = vbs
+        .iter()
+        .map(|vb| {
+            Ok((
+                vb.get((outputs, inputs), "weight")?,
+                vb.get(outputs, "bias")?,
+            ))
         })
-    }
-
-    fn load(vb: VarBuilder, inputs: usize, outputs: usize) -> Result<Self> {
-        Self::stacked(&[vb], inputs, outputs)
-    }
-
-    /// `x`: (rows, in) → (rows, out).
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.matmul(&self.weight)?.broadcast_add(&self.bias)
-    }
+        .collect::<Result<Vec<_>>>()?;
+    Dense::stacked(parts)
 }
 
 /// Where a batch's real tokens are among its padded positions. Every projection runs over the
@@ -189,15 +175,15 @@ impl Layer {
         let attention = vb.pp("attention");
         let this = attention.pp("self");
         Ok(Layer {
-            qkv: Dense::stacked(&[this.pp("query"), this.pp("key"), this.pp("value")], h, h)?,
-            attention_out: Dense::load(attention.pp("output").pp("dense"), h, h)?,
+            qkv: stacked(&[this.pp("query"), this.pp("key"), this.pp("value")], h, h)?,
+            attention_out: stacked(&[attention.pp("output").pp("dense")], h, h)?,
             attention_norm: layer_norm(
                 h,
                 c.layer_norm_eps,
                 attention.pp("output").pp("LayerNorm"),
             )?,
-            intermediate: Dense::load(vb.pp("intermediate").pp("dense"), h, c.intermediate_size)?,
-            output: Dense::load(vb.pp("output").pp("dense"), c.intermediate_size, h)?,
+            intermediate: stacked(&[vb.pp("intermediate").pp("dense")], h, c.intermediate_size)?,
+            output: stacked(&[vb.pp("output").pp("dense")], c.intermediate_size, h)?,
             output_norm: layer_norm(h, c.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
             heads: c.num_attention_heads,
             head_dim: h / c.num_attention_heads,

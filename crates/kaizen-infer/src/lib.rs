@@ -15,6 +15,7 @@ mod attention;
 pub mod audio;
 mod bert;
 pub mod ct2;
+mod dense;
 pub mod embed;
 pub mod error;
 pub mod html;

@@ -26,7 +26,9 @@
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{D, Device, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
-use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, VarBuilder};
+
+use crate::dense::Dense;
 use candle_transformers::models::whisper::Config;
 
 use crate::attention::attend_in_place;
@@ -39,31 +41,29 @@ fn layer_norm(size: usize, vb: VarBuilder) -> Result<LayerNorm> {
     ))
 }
 
-fn linear(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Linear> {
-    Ok(Linear::new(
+fn linear(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Dense> {
+    Dense::new(
         vb.get((outputs, inputs), "weight")?,
         Some(vb.get(outputs, "bias")?),
-    ))
+    )
 }
 
 /// The projections `names` of the same input (each `size × size`, `k_proj` without a bias)
 /// stacked into one matrix.
-fn stacked(size: usize, names: &[&str], vb: &VarBuilder) -> Result<Linear> {
-    let mut weights = Vec::with_capacity(names.len());
-    let mut biases = Vec::with_capacity(names.len());
-    for name in names {
-        let vb = vb.pp(name);
-        weights.push(vb.get((size, size), "weight")?);
-        biases.push(if *name == "k_proj" {
-            Tensor::zeros(size, candle_core::DType::F32, vb.device())?
-        } else {
-            vb.get(size, "bias")?
-        });
-    }
-    Ok(Linear::new(
-        Tensor::cat(&weights, 0)?,
-        Some(Tensor::cat(&biases, 0)?),
-    ))
+fn stacked(size: usize, names: &[&str], vb: &VarBuilder) -> Result<Dense> {
+    let parts = names
+        .iter()
+        .map(|name| {
+            let vb = vb.pp(name);
+            let bias = if *name == "k_proj" {
+                Tensor::zeros(size, candle_core::DType::F32, vb.device())?
+            } else {
+                vb.get(size, "bias")?
+            };
+            Ok((vb.get((size, size), "weight")?, bias))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Dense::stacked(parts)
 }
 
 /// The activation of both halves: the exact GELU (the tests swap in candle's tanh form to
@@ -114,8 +114,8 @@ fn sinusoids(length: usize, channels: usize, device: &Device) -> Result<Tensor> 
 #[derive(Debug, Clone)]
 struct Mlp {
     ln: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Dense,
+    fc2: Dense,
 }
 
 impl Mlp {
@@ -138,8 +138,8 @@ impl Mlp {
 struct EncoderBlock {
     attn_ln: LayerNorm,
     /// q, k and v stacked: `3 · d` rows.
-    qkv: Linear,
-    out: Linear,
+    qkv: Dense,
+    out: Dense,
     mlp: Mlp,
 }
 
@@ -228,13 +228,13 @@ impl Encoder {
 struct Block {
     self_ln: LayerNorm,
     /// q, k and v of self-attention, stacked: `3 · d` rows.
-    self_qkv: Linear,
-    self_out: Linear,
+    self_qkv: Dense,
+    self_out: Dense,
     cross_ln: LayerNorm,
-    cross_q: Linear,
+    cross_q: Dense,
     /// k and v of cross-attention, stacked: `2 · d` rows.
-    cross_kv: Linear,
-    cross_out: Linear,
+    cross_kv: Dense,
+    cross_out: Dense,
     mlp: Mlp,
 }
 

@@ -1,5 +1,6 @@
 //! CPU kernels that candle lacks or has only in scalar form, for `kaizen-infer`'s models: Q4_1
-//! weights times a row, one position's attention over a cache, the exact GELU.
+//! weights times a row, linear layers over pre-packed f32 weights, one position's attention over
+//! a cache, the exact GELU.
 //!
 //! A crate of its own so that it is optimized in every build profile (see the workspace's
 //! `[profile.dev.package.kaizen-kernels]`): unoptimized SIMD code is slower than the scalar
@@ -7,10 +8,12 @@
 
 pub mod attention;
 pub mod gelu;
+pub mod linear;
 pub mod q4_1;
 
 pub use attention::{CacheLayout, attend_one};
 pub use gelu::gelu_erf;
+pub use linear::PackedLinear;
 pub use q4_1::Q4_1Matrix;
 
 /// Runs `work` on a worker of rayon's global pool and waits for it.
