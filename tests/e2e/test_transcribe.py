@@ -239,6 +239,36 @@ def test_long_stereo_audio_spans_several_windows(kaizen, speech_wavs, tmp_path):
     assert re.match(r"^\[\s*0\.\d\d -\s+\d+\.\d\d\]  \S", lines[0]), lines[0]
 
 
+def test_a_decoding_loop_is_decoded_again_not_returned(kaizen_bin, speech_models, speech_wavs,
+                                                      tmp_path):
+    """Speech at 450 words a minute makes tiny.en's greedy decoding repeat a phrase (its text
+    compresses 11 times with zlib). The window is decoded again at higher temperatures (the
+    debug log says so), no segment is such a loop, and the same audio gives the same text."""
+    import shutil
+    import zlib
+
+    fast = tmp_path / "fast.wav"
+    text = " ".join(speech_wavs[name][1] for name in ("garden", "train"))
+    subprocess.run([shutil.which("espeak-ng"), "-v", "en-us", "-s", "450", "-w", str(fast), text],
+                   check=True, capture_output=True, timeout=120)
+    env = dict(os.environ, KAIZEN_MODELS=str(speech_models), KAIZEN_HOME=str(tmp_path / "home"),
+               KAIZEN_LOG="kaizen_infer=debug", NO_COLOR="1")
+
+    def transcribe():
+        proc = subprocess.run([str(kaizen_bin), "transcribe", str(fast), "--json"],
+                              capture_output=True, text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout), proc.stderr
+
+    body, log = transcribe()
+    assert "decoding the window again" in log and "compression_ratio" in log, log
+    assert set(body) >= {"text", "segments", "model", "audio_seconds"}, body
+    for segment in body["segments"]:
+        raw = segment["text"].encode()
+        assert len(raw) / len(zlib.compress(raw)) <= 2.4, f"a decoding loop: {segment['text']!r}"
+    assert transcribe()[0]["text"] == body["text"]
+
+
 def test_transcribe_and_summarize(kaizen, speech_wavs):
     wav, _ = speech_wavs["meeting"]
     body = json.loads(kaizen("transcribe", str(wav), "--summarize", "--sentences", "2", "--json").stdout)

@@ -3,19 +3,24 @@
 //! faster-whisper's files), on kaizen's own Whisper encoder and cached decoder (`whisper.rs`)
 //! over candle.
 //!
-//! Decoding follows OpenAI's `transcribe()` with greedy search (temperature 0, no fallback to
-//! sampling, so the same audio always gives the same text): the audio is cut into 30-second
-//! windows of log-mel frames; in each the decoder predicts text and timestamp tokens under
-//! Whisper's logit rules (suppressed tokens, no blank at the start, timestamps in pairs and
-//! never decreasing, the first timestamp within 1 s); a window whose first prediction is
-//! "no speech" with low confidence is skipped; the next window starts at the last complete
-//! timestamp, so a word cut by the window's end is heard again whole.
+//! Decoding follows OpenAI's `transcribe()`: the audio is cut into 30-second windows of log-mel
+//! frames; in each the decoder predicts text and timestamp tokens under Whisper's logit rules
+//! (suppressed tokens, no blank at the start, timestamps in pairs and never decreasing, the first
+//! timestamp within 1 s), greedily first. A window whose text is too repetitive (its zlib
+//! compression ratio above 2.4, the sign of a decoding loop) or too unlikely (average log
+//! probability below -1) is decoded again by sampling at temperatures 0.2, 0.4, … 1.0 until one
+//! passes (one sample per temperature, where OpenAI keeps the best of five); the sampler is
+//! seeded by the window's position, so the same audio always gives the same text. A window
+//! whose first prediction is "no speech" with low confidence is skipped; the next window starts
+//! at the last complete timestamp, so a word cut by the window's end is heard again whole.
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::whisper::{self as m, Config};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
@@ -261,7 +266,8 @@ impl Transcriber {
                 )?;
                 window = Tensor::cat(&[&window, &pad], 2)?;
             }
-            let decoded = self.decode_window(&window)?;
+            let features = self.encoder.forward(&window)?;
+            let decoded = self.decode_with_fallback(&features, seek)?;
             let skip = decoded.no_speech_prob > m::NO_SPEECH_THRESHOLD
                 && decoded.avg_logprob <= m::LOGPROB_THRESHOLD;
             let advance = if skip {
@@ -300,10 +306,52 @@ impl Transcriber {
         })
     }
 
-    /// Greedy decoding of one 30-second window of mel frames.
-    fn decode_window(&self, mel: &Tensor) -> Result<Decoded> {
-        let features = self.encoder.forward(mel)?;
-        let mut state = self.decoder.start(&features)?;
+    /// One window's tokens: greedy, then sampled at rising temperatures while the text looks
+    /// like a decoding loop or is too unlikely, unless the window is silence (Whisper's
+    /// `decode_with_fallback`). `seek` seeds the sampler.
+    fn decode_with_fallback(&self, features: &Tensor, seek: usize) -> Result<Decoded> {
+        let mut rng = StdRng::seed_from_u64(seek as u64);
+        let mut decoded = self.decode_window(features, 0.0, &mut rng)?;
+        for &temperature in &m::TEMPERATURES[1..] {
+            let ratio = compression_ratio(&self.text(&decoded.tokens)?);
+            let unlikely = decoded.avg_logprob < m::LOGPROB_THRESHOLD;
+            let silence = decoded.no_speech_prob > m::NO_SPEECH_THRESHOLD && unlikely;
+            if silence || (ratio <= m::COMPRESSION_RATIO_THRESHOLD && !unlikely) {
+                break;
+            }
+            tracing::debug!(
+                seek,
+                compression_ratio = ratio,
+                avg_logprob = decoded.avg_logprob,
+                temperature,
+                "decoding the window again"
+            );
+            decoded = self.decode_window(features, temperature, &mut rng)?;
+        }
+        Ok(decoded)
+    }
+
+    /// The text of sampled tokens (timestamps and special tokens left out).
+    fn text(&self, tokens: &[u32]) -> Result<String> {
+        let text_tokens: Vec<u32> = tokens
+            .iter()
+            .copied()
+            .filter(|&t| t < self.specials.eot)
+            .collect();
+        self.tokenizer
+            .decode(&text_tokens, true)
+            .map_err(|e| InferError::Tokenizer(e.to_string()))
+    }
+
+    /// One decoding of a window's encoder features: the most likely token at each step at
+    /// temperature 0, a sample of the tempered distribution above it.
+    fn decode_window(
+        &self,
+        features: &Tensor,
+        temperature: f64,
+        rng: &mut StdRng,
+    ) -> Result<Decoded> {
+        let mut state = self.decoder.start(features)?;
         let mut tokens = self.sot_sequence.clone();
         let sample_begin = tokens.len();
         let mut sum_logprob = 0f64;
@@ -325,7 +373,11 @@ impl Transcriber {
             }
             let mut logits = self.decoder.logits(&hidden.narrow(0, new.len() - 1, 1)?)?;
             self.apply_rules(&mut logits, &tokens[sample_begin..]);
-            let next = argmax(&logits);
+            let next = if temperature > 0.0 {
+                sample(&logits, temperature, rng)
+            } else {
+                argmax(&logits)
+            };
             sum_logprob += log_softmax_at(&logits, next);
             if next as u32 == self.specials.eot {
                 break;
@@ -421,15 +473,7 @@ impl Transcriber {
         start: f64,
         end: f64,
     ) -> Result<()> {
-        let text_tokens: Vec<u32> = tokens
-            .iter()
-            .copied()
-            .filter(|&t| t < self.specials.eot)
-            .collect();
-        let text = self
-            .tokenizer
-            .decode(&text_tokens, true)
-            .map_err(|e| InferError::Tokenizer(e.to_string()))?;
+        let text = self.text(tokens)?;
         let text = text.trim();
         if !text.is_empty() {
             segments.push(Segment {
@@ -533,6 +577,45 @@ fn argmax(values: &[f32]) -> usize {
         }
     }
     best
+}
+
+/// A token drawn from `softmax(logits / temperature)`; suppressed tokens (-∞) are never drawn.
+fn sample(logits: &[f32], temperature: f64, rng: &mut StdRng) -> usize {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    if max == f64::NEG_INFINITY {
+        return argmax(logits);
+    }
+    let weights: Vec<f64> = logits
+        .iter()
+        .map(|&l| ((l as f64 - max) / temperature).exp())
+        .collect();
+    let mut draw = rng.random::<f64>() * weights.iter().sum::<f64>();
+    for (i, &w) in weights.iter().enumerate() {
+        if draw < w {
+            return i;
+        }
+        draw -= w;
+    }
+    // Rounding left the draw past the last weight: the last token with any.
+    weights.iter().rposition(|&w| w > 0.0).unwrap_or(0)
+}
+
+/// The UTF-8 length of `text` over its zlib-compressed length (Whisper's check for a decoding
+/// loop: repeated text compresses well).
+fn compression_ratio(text: &str) -> f64 {
+    use std::io::Write;
+    if text.is_empty() {
+        return 0.0;
+    }
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing to memory cannot fail; a failure would only skip the check.
+    match encoder
+        .write_all(text.as_bytes())
+        .and_then(|()| encoder.finish())
+    {
+        Ok(compressed) if !compressed.is_empty() => text.len() as f64 / compressed.len() as f64,
+        _ => 0.0,
+    }
 }
 
 fn log_softmax(logits: &[f32]) -> Vec<f64> {
@@ -648,6 +731,38 @@ mod tests {
         }
         timestamp_rules(&mut logits, &[(TB + 2) as u32, 3], TB, EOT, NO_TS);
         assert!(allowed(&logits).iter().all(|&t| t >= TB));
+    }
+
+    #[test]
+    fn a_decoding_loop_compresses_well_and_speech_does_not() {
+        let looped = "I'm going to go to the store. ".repeat(8);
+        assert!(compression_ratio(&looped) > m::COMPRESSION_RATIO_THRESHOLD);
+        let speech = "The tide mill ground grain twice a day, and the miller kept a log of \
+                      every tide, the weather and the sacks he carried to the village.";
+        assert!(compression_ratio(speech) < m::COMPRESSION_RATIO_THRESHOLD);
+        assert_eq!(compression_ratio(""), 0.0);
+    }
+
+    #[test]
+    fn sampling_never_draws_a_suppressed_token_and_repeats_with_its_seed() {
+        let mut logits = vec![0f32, 2.0, 1.0, 3.0];
+        logits[3] = f32::NEG_INFINITY;
+        let draws = |seed| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            (0..200)
+                .map(|_| sample(&logits, 1.0, &mut rng))
+                .collect::<Vec<_>>()
+        };
+        let first = draws(7);
+        assert!(first.iter().all(|&t| t < 3), "a suppressed token was drawn");
+        assert!(
+            (0..3).all(|t| first.contains(&t)),
+            "every allowed token turns up"
+        );
+        assert_eq!(first, draws(7));
+        // A low temperature is all but greedy.
+        let mut rng = StdRng::seed_from_u64(1);
+        assert!((0..50).all(|_| sample(&logits, 0.01, &mut rng) == 1));
     }
 
     #[test]
