@@ -418,7 +418,22 @@ async fn embed(
     let embeddings = tokio::task::spawn_blocking(move || embedder.embed(&texts))
         .await
         .map_err(|e| ApiError::internal(&e))??;
-    Ok(axum::Json(json!({"embeddings": embeddings, "model": model, "dim": dim})).into_response())
+    Ok(axum::Json(EmbedResponse {
+        embeddings,
+        model,
+        dim,
+    })
+    .into_response())
+}
+
+/// What `POST /v1/embed` answers. Typed rather than a `json!` value, so that each f32 prints in
+/// its shortest form (`-0.03587836`) instead of through f64 (`-0.03587836027145386`): half
+/// the body, the same values.
+#[derive(serde::Serialize)]
+struct EmbedResponse {
+    embeddings: Vec<Vec<f32>>,
+    model: String,
+    dim: usize,
 }
 
 #[derive(Deserialize)]

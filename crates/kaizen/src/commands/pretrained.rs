@@ -48,7 +48,9 @@ pub async fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     })
     .await??;
     if args.json {
-        println!("{}", serde_json::json!({ "embeddings": embeddings }));
+        // A typed map, not `json!`: each f32 prints in its shortest form, not through f64.
+        let out = std::collections::BTreeMap::from([("embeddings", embeddings)]);
+        println!("{}", serde_json::to_string(&out)?);
     } else {
         for e in &embeddings {
             let line: Vec<String> = e.iter().map(f32::to_string).collect();
