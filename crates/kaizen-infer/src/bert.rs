@@ -107,24 +107,6 @@ impl Embeddings {
     }
 }
 
-/// `x · W + b` with `W` kept transposed, `(in, out)`, in memory order. With the `(out, in)`
-/// layout of the checkpoint, gemm copies ("packs") the whole weight matrix for every product,
-/// which cost more than the product itself for a sentence of a dozen tokens.
-/// The checkpoint's projections `vbs` of the same input (each `(out, in)` with a bias),
-/// stacked into one product.
-fn stacked(vbs: &[VarBuilder], inputs: usize, outputs: usize) -> Result<Dense> {
-    let parts = vbs
-        .iter()
-        .map(|vb| {
-            Ok((
-                vb.get((outputs, inputs), "weight")?,
-                vb.get(outputs, "bias")?,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Dense::stacked(parts)
-}
-
 /// Where a batch's real tokens are among its padded positions. Every projection runs over the
 /// real tokens only (half the positions of a typical batch are padding); attention, a small
 /// part of the work, runs on the padded layout, which it masks.
@@ -175,15 +157,19 @@ impl Layer {
         let attention = vb.pp("attention");
         let this = attention.pp("self");
         Ok(Layer {
-            qkv: stacked(&[this.pp("query"), this.pp("key"), this.pp("value")], h, h)?,
-            attention_out: stacked(&[attention.pp("output").pp("dense")], h, h)?,
+            qkv: Dense::load(&[this.pp("query"), this.pp("key"), this.pp("value")], h, h)?,
+            attention_out: Dense::load(&[attention.pp("output").pp("dense")], h, h)?,
             attention_norm: layer_norm(
                 h,
                 c.layer_norm_eps,
                 attention.pp("output").pp("LayerNorm"),
             )?,
-            intermediate: stacked(&[vb.pp("intermediate").pp("dense")], h, c.intermediate_size)?,
-            output: stacked(&[vb.pp("output").pp("dense")], c.intermediate_size, h)?,
+            intermediate: Dense::load(
+                &[vb.pp("intermediate").pp("dense")],
+                h,
+                c.intermediate_size,
+            )?,
+            output: Dense::load(&[vb.pp("output").pp("dense")], c.intermediate_size, h)?,
             output_norm: layer_norm(h, c.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
             heads: c.num_attention_heads,
             head_dim: h / c.num_attention_heads,

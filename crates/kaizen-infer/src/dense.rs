@@ -2,6 +2,7 @@
 //! packed at load time on the CPU (`kaizen_kernels::PackedLinear`), candle's product elsewhere.
 
 use candle_core::{DType, Module, Result, Tensor};
+use candle_nn::VarBuilder;
 
 #[derive(Debug, Clone)]
 pub(crate) enum Dense {
@@ -26,6 +27,21 @@ impl Dense {
             outputs,
             inputs,
         )))
+    }
+
+    /// The checkpoint's projections `vbs` of the same input (each an `(outputs, inputs)`
+    /// `weight` and a `bias`), stacked into one product; one projection is a stack of one.
+    pub(crate) fn load(vbs: &[VarBuilder], inputs: usize, outputs: usize) -> Result<Self> {
+        let parts = vbs
+            .iter()
+            .map(|vb| {
+                Ok((
+                    vb.get((outputs, inputs), "weight")?,
+                    vb.get(outputs, "bias")?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Self::stacked(parts)
     }
 
     /// Projections of the same input, each `(weight, bias)`, stacked into one product: their

@@ -27,11 +27,10 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{D, Device, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, VarBuilder};
-
-use crate::dense::Dense;
 use candle_transformers::models::whisper::Config;
 
 use crate::attention::attend_in_place;
+use crate::dense::Dense;
 
 fn layer_norm(size: usize, vb: VarBuilder) -> Result<LayerNorm> {
     Ok(LayerNorm::new(
@@ -39,13 +38,6 @@ fn layer_norm(size: usize, vb: VarBuilder) -> Result<LayerNorm> {
         vb.get(size, "bias")?,
         1e-5,
     ))
-}
-
-fn linear(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Dense> {
-    Dense::new(
-        vb.get((outputs, inputs), "weight")?,
-        Some(vb.get(outputs, "bias")?),
-    )
 }
 
 /// The projections `names` of the same input (each `size × size`, `k_proj` without a bias)
@@ -122,8 +114,8 @@ impl Mlp {
     fn load(d: usize, vb: &VarBuilder) -> Result<Self> {
         Ok(Mlp {
             ln: layer_norm(d, vb.pp("final_layer_norm"))?,
-            fc1: linear(d, 4 * d, vb.pp("fc1"))?,
-            fc2: linear(4 * d, d, vb.pp("fc2"))?,
+            fc1: Dense::load(&[vb.pp("fc1")], d, 4 * d)?,
+            fc2: Dense::load(&[vb.pp("fc2")], 4 * d, d)?,
         })
     }
 
@@ -171,7 +163,7 @@ impl Encoder {
                 Ok(EncoderBlock {
                     attn_ln: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
                     qkv: stacked(d, &["q_proj", "k_proj", "v_proj"], &attn)?,
-                    out: linear(d, d, attn.pp("out_proj"))?,
+                    out: Dense::load(&[attn.pp("out_proj")], d, d)?,
                     mlp: Mlp::load(d, &vb)?,
                 })
             })
@@ -291,11 +283,11 @@ impl Decoder {
                 Ok(Block {
                     self_ln: layer_norm(d, vb.pp("self_attn_layer_norm"))?,
                     self_qkv: stacked(d, &["q_proj", "k_proj", "v_proj"], &self_attn)?,
-                    self_out: linear(d, d, self_attn.pp("out_proj"))?,
+                    self_out: Dense::load(&[self_attn.pp("out_proj")], d, d)?,
                     cross_ln: layer_norm(d, vb.pp("encoder_attn_layer_norm"))?,
-                    cross_q: linear(d, d, cross_attn.pp("q_proj"))?,
+                    cross_q: Dense::load(&[cross_attn.pp("q_proj")], d, d)?,
                     cross_kv: stacked(d, &["k_proj", "v_proj"], &cross_attn)?,
-                    cross_out: linear(d, d, cross_attn.pp("out_proj"))?,
+                    cross_out: Dense::load(&[cross_attn.pp("out_proj")], d, d)?,
                     mlp: Mlp::load(d, &vb)?,
                 })
             })
@@ -350,6 +342,31 @@ impl Decoder {
             .reshape((rows, self.n_head * self.head_dim))
     }
 
+    /// Attention of `q` (`(heads, rows, head_dim)`, already scaled) over `k` and `v`, as
+    /// `(rows, d)`. One token reads the keys and values in place (products would copy them at
+    /// every step); several take the products, under `mask`.
+    fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+        rows: usize,
+    ) -> Result<Tensor> {
+        if rows == 1
+            && let Some(y) = attend_in_place(q, k, v, 1.0)
+        {
+            return y;
+        }
+        let att = q.matmul(&k.t()?)?;
+        let att = match mask {
+            Some(mask) => att.broadcast_add(mask)?,
+            None => att,
+        };
+        let y = candle_nn::ops::softmax_last_dim(&att)?.matmul(v)?;
+        self.merge(&y, rows)
+    }
+
     /// Runs `ids`, the tokens after those already in `state`, and answers their hidden states
     /// after the final layer norm, `(ids.len(), d)`.
     pub(crate) fn forward(&self, ids: &[u32], state: &mut DecoderState) -> Result<Tensor> {
@@ -384,31 +401,12 @@ impl Decoder {
             let k = self.heads(&qkv.narrow(1, d, d)?, rows)?;
             let v = self.heads(&qkv.narrow(1, 2 * d, d)?, rows)?;
             let (k, v) = self_kv.append(&k, &v)?;
-            let y = match (rows == 1).then(|| attend_in_place(&q, &k, &v, 1.0)) {
-                Some(Some(y)) => y?,
-                _ => {
-                    let att = q.matmul(&k.t()?)?;
-                    let att = match &mask {
-                        Some(mask) => att.broadcast_add(mask)?,
-                        None => att,
-                    };
-                    let y = candle_nn::ops::softmax_last_dim(&att)?.matmul(&v)?;
-                    self.merge(&y, rows)?
-                }
-            };
+            let y = self.attend(&q, &k, &v, mask.as_ref(), rows)?;
             x = (x + block.self_out.forward(&y)?)?;
 
             let q = block.cross_q.forward(&block.cross_ln.forward(&x)?)?;
             let q = (self.heads(&q, rows)? * scale)?;
-            // One token reads the frames' keys in place; products would copy them every step.
-            let y = match (rows == 1).then(|| attend_in_place(&q, cross_k, cross_v, 1.0)) {
-                Some(Some(y)) => y?,
-                _ => {
-                    let att = q.matmul(&cross_k.t()?)?;
-                    let y = candle_nn::ops::softmax_last_dim(&att)?.matmul(cross_v)?;
-                    self.merge(&y, rows)?
-                }
-            };
+            let y = self.attend(&q, cross_k, cross_v, None, rows)?;
             x = (x + block.cross_out.forward(&y)?)?;
 
             x = block.mlp.residual(x, self.activation)?;
